@@ -1,0 +1,1 @@
+"""Simulation: roster, decision tracking and the hang-proof collection runner."""

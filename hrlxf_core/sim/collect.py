@@ -1,0 +1,364 @@
+"""The hang-proof, resumable collection runner.
+
+Why we own the executor (DESIGN §5): negmas' parallel tournaments have hung forever when a
+worker died. Here every world runs in its own worker process under a wall-clock timeout; the
+worker writes its world's tables into ``parts/<world_id>/`` through one atomic directory
+rename, so after any crash a world is either complete on disk or absent. Rerunning the same
+partition skips the worlds already on disk; at the end the parts are concatenated into the
+five partition tables (each written atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from hrlxf_core.io import read_parquet_checked, write_dir_atomic, write_parquet_atomic, write_text_atomic
+from hrlxf_core.sim.records import SCHEMAS, TABLES, empty_frame
+from hrlxf_core.sim.roster import KNOWN_AGENTS, resolve_roster
+from hrlxf_core.sim.world_spec import WorldSpec, draw_world_specs
+
+#: The hash seed every worker runs with (fixed so that set/dict-order-dependent code in agents
+#: behaves the same from run to run).
+PYTHONHASHSEED = "0"
+
+PROFILES: dict[str, dict[str, Any]] = {
+    # A handful of short worlds: about two minutes on two cores.
+    "smoke": {
+        "n_worlds": 4,
+        "n_steps_min": 10,
+        "n_steps_max": 15,
+        "competitors_per_world": 4,
+        "world_timeout_s": 300.0,
+        "workers": 2,
+    },
+    # anac2024_std defaults: 50-200 days, 2-4 levels, >= 4 factories per level.
+    "full": {
+        "n_worlds": 50,
+        "n_steps_min": 50,
+        "n_steps_max": 200,
+        "competitors_per_world": 4,
+        "world_timeout_s": 3600.0,
+        "workers": 2,
+    },
+}
+
+DEFAULT_ROSTER: tuple[str, ...] = tuple(KNOWN_AGENTS)
+
+
+@dataclass(frozen=True)
+class CollectionConfig:
+    """What a collection run draws and how it runs it."""
+
+    profile: str = "smoke"
+    roster: tuple[str, ...] = DEFAULT_ROSTER
+    n_worlds: int = PROFILES["smoke"]["n_worlds"]
+    n_steps_min: int = PROFILES["smoke"]["n_steps_min"]
+    n_steps_max: int = PROFILES["smoke"]["n_steps_max"]
+    competitors_per_world: int = PROFILES["smoke"]["competitors_per_world"]
+    seed: int = 0
+    world_timeout_s: float = PROFILES["smoke"]["world_timeout_s"]
+    workers: int = PROFILES["smoke"]["workers"]
+    tracked: bool = True
+    retry_failed: bool = False
+
+    def draw_key(self) -> dict[str, Any]:
+        """The fields that decide which worlds are drawn (a resumed run must match them)."""
+        return {
+            "roster": list(self.roster),
+            "n_worlds": self.n_worlds,
+            "n_steps_min": self.n_steps_min,
+            "n_steps_max": self.n_steps_max,
+            "competitors_per_world": self.competitors_per_world,
+            "seed": self.seed,
+            "tracked": self.tracked,
+        }
+
+
+def make_config(profile: str = "smoke", **overrides: Any) -> CollectionConfig:
+    """A config from a named profile, with explicit overrides (``None`` means 'profile default')."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    values = {**PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None}}
+    if "roster" in values:
+        values["roster"] = tuple(values["roster"])
+    unknown = set(values) - set(CollectionConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown collection config fields: {sorted(unknown)}")
+    cfg = CollectionConfig(profile=profile, **values)
+    if cfg.workers < 1:
+        raise ValueError(f"workers must be >= 1, got {cfg.workers}")
+    if cfg.world_timeout_s <= 0:
+        raise ValueError(f"world_timeout_s must be > 0, got {cfg.world_timeout_s}")
+    if cfg.n_worlds < 1:
+        raise ValueError(f"n_worlds must be >= 1, got {cfg.n_worlds}")
+    return cfg
+
+
+@dataclass
+class CollectionResult:
+    """Summary of a collection run (the asset records it as metadata)."""
+
+    run_id: str
+    out_dir: Path
+    n_worlds: int
+    n_ok: int
+    n_failed: int
+    n_timed_out: int
+    n_skipped: int  # already on disk when the run started (resume)
+    wall_time_s: float
+    rows: dict[str, int] = field(default_factory=dict)
+    decisions_per_agent_type: dict[str, int] = field(default_factory=dict)
+    recorder_errors: int = 0
+
+
+def parts_dir(out_dir: Path) -> Path:
+    return out_dir / "parts"
+
+
+def _world_entry(spec_json: str, run_id: str, out_dir: str, data_dir: str, tracked: bool) -> None:
+    """Worker process body: run one world and write its part directory atomically."""
+    from hrlxf_core.sim.world_run import apply_sandbox_env, failed_tables, run_world
+
+    spec = WorldSpec.from_json(spec_json)
+    apply_sandbox_env(Path(data_dir))
+    scratch = Path(data_dir) / ".scratch" / spec.world_id
+    t0 = time.perf_counter()
+    try:
+        if os.environ.get("PYTHONHASHSEED") != PYTHONHASHSEED:
+            raise RuntimeError(
+                f"worker runs with PYTHONHASHSEED={os.environ.get('PYTHONHASHSEED')!r}, expected "
+                f"{PYTHONHASHSEED!r}: results would not be reproducible"
+            )
+        tables = run_world(spec, run_id, scratch, tracked=tracked).tables
+    except BaseException:
+        tables = failed_tables(
+            spec, run_id, "failed", traceback.format_exc(limit=-8), time.perf_counter() - t0
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    _write_part(Path(out_dir), spec.world_id, tables)
+
+
+def _write_part(out_dir: Path, world_id: str, tables: dict[str, pl.DataFrame]) -> None:
+    final = parts_dir(out_dir) / world_id
+    if final.exists():
+        return
+    write_dir_atomic(
+        final, {f"{t}.parquet": (lambda p, df=df: df.write_parquet(p)) for t, df in tables.items()}
+    )
+
+
+def _finished_worlds(out_dir: Path) -> dict[str, str]:
+    """world_id -> status of the worlds complete on disk (stale temp dirs are removed)."""
+    pdir = parts_dir(out_dir)
+    done: dict[str, str] = {}
+    if not pdir.exists():
+        return done
+    for d in pdir.iterdir():
+        if d.name.startswith("."):
+            shutil.rmtree(d, ignore_errors=True)  # a temp dir of a killed worker
+            continue
+        wpath = d / "worlds.parquet"
+        df = read_parquet_checked(wpath, {"world_id": pl.String, "status": pl.String})
+        done[d.name] = df["status"][0]
+    return done
+
+
+def _check_manifest(out_dir: Path, cfg: CollectionConfig, run_id: str) -> None:
+    """Refuse to resume a partition with a config that draws different worlds."""
+    path = out_dir / "collection.json"
+    key = cfg.draw_key()
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())["draw_key"]
+        except Exception as exc:
+            raise ValueError(f"{path}: unreadable collection manifest ({exc})") from exc
+        diff = sorted(k for k in key if old.get(k) != key[k])
+        if diff:
+            raise ValueError(
+                f"{path}: partition {run_id!r} was collected with a different config "
+                f"(fields {diff}: on disk {[old.get(k) for k in diff]}, now {[key[k] for k in diff]}); "
+                "use a new partition or the same config to resume"
+            )
+    else:
+        write_text_atomic(
+            json.dumps({"run_id": run_id, "draw_key": key, "config": asdict(cfg)}, indent=2), path
+        )
+
+
+def _mp_context() -> mp.context.BaseContext:
+    """A forkserver context with scml preloaded: cheap world processes, fixed hash seed."""
+    os.environ["PYTHONHASHSEED"] = PYTHONHASHSEED  # inherited by the fork server when it starts
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["hrlxf_core.sim.world_run"])
+    return ctx
+
+
+def _fmt_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
+
+
+def collect(
+    cfg: CollectionConfig,
+    out_dir: Path,
+    run_id: str,
+    data_dir: Path,
+    progress: Callable[[str], None] = print,
+    poll_s: float = 0.2,
+) -> CollectionResult:
+    """Run (or resume) the collection ``run_id`` into ``out_dir``; returns its summary."""
+    t_start = time.perf_counter()
+    roster = resolve_roster(list(cfg.roster))
+    specs = draw_world_specs(
+        run_id=run_id,
+        roster_paths=[a.class_path for a in roster],
+        n_worlds=cfg.n_worlds,
+        n_steps_min=cfg.n_steps_min,
+        n_steps_max=cfg.n_steps_max,
+        competitors_per_world=cfg.competitors_per_world,
+        seed=cfg.seed,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_manifest(out_dir, cfg, run_id)
+    finished = _finished_worlds(out_dir)
+    if cfg.retry_failed:
+        for wid, status in list(finished.items()):
+            if status != "ok":
+                shutil.rmtree(parts_dir(out_dir) / wid)
+                del finished[wid]
+    todo = [s for s in specs if s.world_id not in finished]
+    n_skipped = len(specs) - len(todo)
+    progress(
+        f"[collect {run_id}] {len(specs)} worlds ({cfg.profile} profile), {n_skipped} already on disk, "
+        f"{len(todo)} to run on {cfg.workers} worker(s), timeout {cfg.world_timeout_s:.0f}s per world"
+    )
+    counts = {"ok": 0, "failed": 0, "timed_out": 0}
+    walls: list[float] = []
+    ctx = _mp_context() if todo else None
+    running: dict[str, tuple[Any, float, WorldSpec]] = {}
+    queue = list(todo)
+    try:
+        while queue or running:
+            while queue and len(running) < cfg.workers:
+                spec = queue.pop(0)
+                proc = ctx.Process(  # type: ignore[union-attr]
+                    target=_world_entry,
+                    args=(spec.to_json(), run_id, str(out_dir), str(data_dir), cfg.tracked),
+                    name=f"hrlxf-world-{spec.world_id}",
+                    daemon=True,
+                )
+                proc.start()
+                running[spec.world_id] = (proc, time.perf_counter(), spec)
+            time.sleep(poll_s)
+            for wid, (proc, started, spec) in list(running.items()):
+                elapsed = time.perf_counter() - started
+                if proc.is_alive() and elapsed <= cfg.world_timeout_s:
+                    continue
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(10)
+                    if not (parts_dir(out_dir) / wid).exists():
+                        _write_timeout_part(out_dir, spec, run_id, elapsed, cfg.world_timeout_s)
+                else:
+                    proc.join()
+                    if not (parts_dir(out_dir) / wid).exists():
+                        _write_crash_part(out_dir, spec, run_id, elapsed, proc.exitcode)
+                del running[wid]
+                status = _finished_worlds_status(out_dir, wid)
+                counts[status] = counts.get(status, 0) + 1
+                walls.append(elapsed)
+                n_done = sum(counts.values())
+                remaining = len(todo) - n_done
+                eta = (sum(walls) / len(walls)) * remaining / max(1, min(cfg.workers, max(remaining, 1)))
+                progress(
+                    f"[collect {run_id}] {wid} {status} in {elapsed:.1f}s | {n_done}/{len(todo)} done "
+                    f"({counts['ok']} ok, {counts['failed']} failed, {counts['timed_out']} timed out) | "
+                    f"ETA {_fmt_eta(eta)}"
+                )
+    finally:
+        for proc, _, _ in running.values():
+            if proc.is_alive():
+                proc.kill()
+    rows = consolidate(out_dir)
+    result = _summarise(out_dir, run_id, len(specs), n_skipped, time.perf_counter() - t_start, rows)
+    progress(
+        f"[collect {run_id}] finished: {result.n_ok} ok, {result.n_failed} failed, {result.n_timed_out} timed out; "
+        f"rows {rows}"
+    )
+    return result
+
+
+def _finished_worlds_status(out_dir: Path, world_id: str) -> str:
+    df = read_parquet_checked(parts_dir(out_dir) / world_id / "worlds.parquet", {"status": pl.String})
+    return str(df["status"][0])
+
+
+def _write_timeout_part(out_dir: Path, spec: WorldSpec, run_id: str, elapsed: float, limit: float) -> None:
+    from hrlxf_core.sim.world_run import failed_tables
+
+    msg = f"world exceeded its wall-clock limit of {limit:.0f}s and its worker process was killed"
+    _write_part(out_dir, spec.world_id, failed_tables(spec, run_id, "timed_out", msg, elapsed))
+
+
+def _write_crash_part(
+    out_dir: Path, spec: WorldSpec, run_id: str, elapsed: float, exitcode: int | None
+) -> None:
+    from hrlxf_core.sim.world_run import failed_tables
+
+    msg = f"worker process died with exit code {exitcode} before writing the world's tables"
+    _write_part(out_dir, spec.world_id, failed_tables(spec, run_id, "failed", msg, elapsed))
+
+
+def consolidate(out_dir: Path) -> dict[str, int]:
+    """Concatenate every world part into the five partition tables (each written atomically)."""
+    pdir = parts_dir(out_dir)
+    world_dirs = sorted(d for d in pdir.iterdir() if not d.name.startswith(".")) if pdir.exists() else []
+    rows: dict[str, int] = {}
+    for table in TABLES:
+        frames = [read_parquet_checked(d / f"{table}.parquet", SCHEMAS[table]) for d in world_dirs]
+        df = pl.concat(frames, how="vertical") if frames else empty_frame(table)
+        if table == "worlds":
+            df = df.sort("world_index")
+        write_parquet_atomic(df, out_dir / f"{table}.parquet")
+        rows[table] = df.height
+    return rows
+
+
+def _summarise(
+    out_dir: Path, run_id: str, n_worlds: int, n_skipped: int, wall: float, rows: dict[str, int]
+) -> CollectionResult:
+    worlds = read_parquet_checked(out_dir / "worlds.parquet", SCHEMAS["worlds"])
+    decisions = read_parquet_checked(out_dir / "decisions.parquet", SCHEMAS["decisions"])
+    per_type = {
+        r["agent_type"]: int(r["len"]) for r in decisions.group_by("agent_type").len().iter_rows(named=True)
+    }
+    status = worlds["status"]
+    return CollectionResult(
+        run_id=run_id,
+        out_dir=out_dir,
+        n_worlds=n_worlds,
+        n_ok=int((status == "ok").sum()),
+        n_failed=int((status == "failed").sum()),
+        n_timed_out=int((status == "timed_out").sum()),
+        n_skipped=n_skipped,
+        wall_time_s=wall,
+        rows=rows,
+        decisions_per_agent_type=dict(sorted(per_type.items())),
+        recorder_errors=int(worlds["recorder_errors"].sum()),
+    )
+
+
+def with_overrides(cfg: CollectionConfig, **kw: Any) -> CollectionConfig:
+    return replace(cfg, **kw)

@@ -1,0 +1,117 @@
+"""Schemas of the five ``tournament_logs`` tables and the conversion of recorder rows to frames.
+
+Every table has a fixed polars schema so that an empty world, a failed world and a full world
+concatenate without dtype surprises, and so readers can name the exact field that is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from hrlxf_core.observation import DAY_STATE_PRODUCT_VECTORS, DAY_STATE_SCALARS, DAY_STATE_VECTORS
+
+TABLES: tuple[str, ...] = ("worlds", "day_states", "negotiations", "decisions", "contracts")
+
+_KEY = {"world_id": pl.String, "agent_id": pl.String, "agent_type": pl.String}
+_OFFER = lambda p: {f"{p}_q": pl.Int64, f"{p}_t": pl.Int64, f"{p}_p": pl.Float64}  # noqa: E731
+
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    "worlds": {
+        "world_id": pl.String,
+        "run_id": pl.String,
+        "world_index": pl.Int64,
+        "seed": pl.Int64,
+        "status": pl.String,  # ok / failed / timed_out
+        "error": pl.String,
+        "wall_time_s": pl.Float64,
+        "n_steps": pl.Int64,
+        "n_processes": pl.Int64,
+        "n_agents": pl.Int64,
+        "agent_ids": pl.List(pl.String),
+        "agent_types": pl.List(pl.String),
+        "agent_levels": pl.List(pl.Int64),
+        "tracked": pl.List(pl.Boolean),
+        "initial_balances": pl.List(pl.Float64),
+        "final_balances": pl.List(pl.Float64),
+        "scores": pl.List(pl.Float64),
+        "n_contracts": pl.Int64,
+        "recorder_errors": pl.Int64,
+        "recorder_error": pl.String,
+        "spec_json": pl.String,
+        "scml_version": pl.String,
+        "negmas_version": pl.String,
+        "scml_agents_version": pl.String,
+        "hrlxf_version": pl.String,
+        "record_schema_version": pl.Int64,
+    },
+    "day_states": {
+        **_KEY,
+        **{k: getattr(pl, v) for k, v in DAY_STATE_SCALARS.items()},
+        **{k: pl.List(pl.Float64) for k in DAY_STATE_VECTORS},
+        **{k: pl.List(pl.Float64) for k in DAY_STATE_PRODUCT_VECTORS},
+    },
+    "negotiations": {
+        **_KEY,
+        "negotiation_id": pl.String,
+        "day": pl.Int32,
+        "partner_id": pl.String,
+        "is_buyer": pl.Boolean,
+        "product": pl.Int32,
+        "q_min": pl.Int64,
+        "q_max": pl.Int64,
+        "t_min": pl.Int64,
+        "t_max": pl.Int64,
+        "p_min": pl.Float64,
+        "p_max": pl.Float64,
+        "status": pl.String,  # agreement / failed / running (world ended mid-negotiation)
+        "agreement_q": pl.Int64,
+        "agreement_t": pl.Int64,
+        "agreement_p": pl.Float64,
+        "rounds": pl.Int64,
+        "contract_id": pl.String,
+    },
+    "decisions": {
+        **_KEY,
+        "day": pl.Int32,
+        "seq": pl.Int64,
+        "negotiation_id": pl.String,
+        "partner_id": pl.String,
+        "is_buyer": pl.Boolean,
+        "round": pl.Int64,
+        "relative_time": pl.Float64,
+        "n_agreements_before": pl.Int64,
+        **_OFFER("recv"),
+        "action": pl.String,  # ACCEPT / REJECT / END / PROPOSE
+        **_OFFER("sent"),
+    },
+    "contracts": {
+        **_KEY,
+        "day": pl.Int32,
+        "contract_id": pl.String,
+        "negotiation_id": pl.String,
+        "partner_id": pl.String,
+        "is_buyer": pl.Boolean,
+        "quantity": pl.Int64,
+        "delivery_day": pl.Int64,
+        "unit_price": pl.Float64,
+        "agreement_seq": pl.Int64,
+        "decisions_before": pl.Int64,
+        "signed_at": pl.Int64,
+        "executed_at": pl.Int64,
+        "nullified_at": pl.Int64,
+    },
+}
+
+
+def empty_frame(table: str) -> pl.DataFrame:
+    return pl.DataFrame(schema=SCHEMAS[table])
+
+
+def frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Rows (dicts) to a frame with the table's exact schema and column order."""
+    schema = SCHEMAS[table]
+    if not rows:
+        return empty_frame(table)
+    return pl.DataFrame(rows, schema=schema, orient="row", strict=False).select(list(schema))

@@ -1,0 +1,307 @@
+"""Recorder subclasses of expert agents: every state and decision, without changing behaviour.
+
+Design (DESIGN §4):
+- ``tracked_class(Expert)`` builds ``class PenguinAgent(RecorderMixin, Expert)`` whose
+  ``__name__`` is the expert's own, so the world gives it the very same agent id as the
+  untracked expert (std agent ids reveal the type name, and some experts read partner ids).
+  Its ``__module__`` is this module and its ``__qualname__`` an alias that this module's
+  ``__getattr__`` decodes, so worker processes and pickle rebuild it by full name.
+- The mixin sits first in the MRO, so it wraps the most-derived ``propose``/``respond``
+  (AX and UltraSuperMiracleSoraFinalAgentZ override those themselves) and always calls super().
+- Recording never raises into the world: an error in the recorder is counted and its first
+  message kept, and the runner reports both, so a tracker cannot silently record nothing.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from hrlxf_core.observation import day_start_record
+from hrlxf_core.sim.roster import KNOWN_AGENTS, load_class
+
+_ALIAS_PREFIX = "Tracked__"
+_REGISTRY: dict[str, type] = {}  # alias -> tracked class
+
+ACTIONS = ("ACCEPT", "REJECT", "END", "PROPOSE")
+
+
+def _alias_for(class_path: str) -> str:
+    if "__" in class_path:
+        raise ValueError(f"cannot track {class_path!r}: '__' in a class path is not supported")
+    return _ALIAS_PREFIX + class_path.replace(".", "__")
+
+
+def _path_from_alias(alias: str) -> str:
+    return alias[len(_ALIAS_PREFIX) :].replace("__", ".")
+
+
+def _offer_cols(prefix: str, offer: Any) -> dict[str, Any]:
+    if offer is None:
+        return {f"{prefix}_q": None, f"{prefix}_t": None, f"{prefix}_p": None}
+    return {f"{prefix}_q": int(offer[0]), f"{prefix}_t": int(offer[1]), f"{prefix}_p": float(offer[2])}
+
+
+def _response_name(resp: Any) -> str | None:
+    """Map a negmas response to ACCEPT / REJECT / END, or None for WAIT (sync agents)."""
+    from negmas import ResponseType
+
+    r = getattr(resp, "response", resp)
+    if r == ResponseType.ACCEPT_OFFER:
+        return "ACCEPT"
+    if r == ResponseType.REJECT_OFFER:
+        return "REJECT"
+    if r == ResponseType.WAIT:
+        return None
+    return "END"  # END_NEGOTIATION, NO_RESPONSE and anything else end the thread for this agent
+
+
+class AgentRecords:
+    """In-memory rows of one tracked agent in one world (plain lists: cheap to append)."""
+
+    def __init__(self) -> None:
+        self.day_states: list[dict[str, Any]] = []
+        self.negotiations: dict[str, dict[str, Any]] = {}
+        self.decisions: list[dict[str, Any]] = []
+        self.contracts: list[dict[str, Any]] = []
+        self.errors: int = 0
+        self.first_error: str = ""
+
+
+class RecorderMixin:
+    """Mixin placed before an expert class; records day-start states, negotiations, decisions
+    and agreements of that agent."""
+
+    _hrlxf_expert_path: str = ""
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _hrlxf_fail(self, where: str) -> None:
+        rec = self.__dict__.setdefault("_hrlxf_rec", AgentRecords())
+        rec.errors += 1
+        if not rec.first_error:
+            rec.first_error = f"{where}: {traceback.format_exc(limit=3)}"
+
+    def hrlxf_records(self) -> AgentRecords:
+        """The rows recorded so far (the runner reads them after the world ends)."""
+        return self.__dict__.setdefault("_hrlxf_rec", AgentRecords())
+
+    def _hrlxf_day(self) -> int:
+        return int(self.awi.current_step)  # type: ignore[attr-defined]
+
+    def _hrlxf_reset_day(self, day: int) -> None:
+        self._hrlxf_cur_day = day
+        self._hrlxf_seq = 0
+        self._hrlxf_n_agreements = 0
+        self._hrlxf_pending: dict[str, int] = {}
+
+    def _hrlxf_ensure_day(self) -> int:
+        day = self._hrlxf_day()
+        if getattr(self, "_hrlxf_cur_day", None) != day:
+            self._hrlxf_reset_day(day)
+        return day
+
+    def _hrlxf_negotiation(self, partner: str, nmi: Any, day: int) -> dict[str, Any]:
+        rec = self.hrlxf_records()
+        nid = str(nmi.id)
+        row = rec.negotiations.get(nid)
+        if row is None:
+            ann = nmi.annotation or {}
+            is_buyer = ann.get("buyer") == self.awi.agent.id  # type: ignore[attr-defined]
+            issues = {i.name: i for i in nmi.issues}
+            q, t, p = issues["quantity"], issues["time"], issues["unit_price"]
+            row = {
+                "negotiation_id": nid,
+                "day": day,
+                "partner_id": str(partner),
+                "is_buyer": bool(is_buyer),
+                "product": int(ann.get("product", -1)),
+                "q_min": int(q.min_value),
+                "q_max": int(q.max_value),
+                "t_min": int(t.min_value),
+                "t_max": int(t.max_value),
+                "p_min": float(p.min_value),
+                "p_max": float(p.max_value),
+                "status": "running",
+                "agreement_q": None,
+                "agreement_t": None,
+                "agreement_p": None,
+                "rounds": None,
+                "contract_id": None,
+            }
+            rec.negotiations[nid] = row
+        return row
+
+    def _hrlxf_nmi(self, negotiator_id: str) -> Any:
+        neg = self.negotiators.get(negotiator_id)  # type: ignore[attr-defined]
+        if neg is None:
+            return None
+        return neg[0].nmi
+
+    def _hrlxf_decision(self, negotiator_id: str, state: Any, action: str, received: Any, sent: Any) -> int:
+        rec = self.hrlxf_records()
+        day = self._hrlxf_ensure_day()
+        nmi = self._hrlxf_nmi(negotiator_id)
+        if nmi is None:
+            raise RuntimeError(f"no negotiator {negotiator_id!r} on day {day}")
+        neg = self._hrlxf_negotiation(negotiator_id, nmi, day)
+        row = {
+            "day": day,
+            "seq": self._hrlxf_seq,
+            "negotiation_id": neg["negotiation_id"],
+            "partner_id": str(negotiator_id),
+            "is_buyer": neg["is_buyer"],
+            "round": int(state.step),
+            "relative_time": float(state.relative_time),
+            "n_agreements_before": self._hrlxf_n_agreements,
+            **_offer_cols("recv", received),
+            "action": action,
+            **_offer_cols("sent", sent),
+        }
+        self._hrlxf_seq += 1
+        rec.decisions.append(row)
+        return len(rec.decisions) - 1
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def init(self) -> None:
+        try:
+            self._hrlxf_initial_balance = float(self.awi.current_balance)  # type: ignore[attr-defined]
+            self.hrlxf_records()
+        except Exception:
+            self._hrlxf_fail("init")
+        super().init()  # type: ignore[misc]
+
+    def before_step(self) -> None:
+        try:
+            day = self._hrlxf_day()
+            self._hrlxf_reset_day(day)
+            self.hrlxf_records().day_states.append(
+                day_start_record(self.awi, self._hrlxf_initial_balance)  # type: ignore[attr-defined]
+            )
+        except Exception:
+            self._hrlxf_fail("before_step")
+        super().before_step()  # type: ignore[misc]
+
+    def respond(self, negotiator_id: str, state: Any, *args: Any, **kwargs: Any) -> Any:
+        resp = super().respond(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
+        try:
+            action = _response_name(resp)
+            if action is not None:
+                idx = self._hrlxf_decision(negotiator_id, state, action, state.current_offer, None)
+                if action == "REJECT":
+                    self._hrlxf_pending[negotiator_id] = idx
+                else:
+                    self._hrlxf_pending.pop(negotiator_id, None)
+        except Exception:
+            self._hrlxf_fail("respond")
+        return resp
+
+    def propose(self, negotiator_id: str, state: Any, *args: Any, **kwargs: Any) -> Any:
+        offer = super().propose(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
+        try:
+            sent = getattr(offer, "outcome", offer)
+            self._hrlxf_ensure_day()
+            idx = self._hrlxf_pending.pop(negotiator_id, None)
+            if idx is not None:
+                row = self.hrlxf_records().decisions[idx]
+                row.update(_offer_cols("sent", sent))
+                if sent is None:  # rejecting without a counter-offer ends the thread
+                    row["action"] = "END"
+            else:
+                self._hrlxf_decision(
+                    negotiator_id, state, "PROPOSE" if sent is not None else "END", None, sent
+                )
+        except Exception:
+            self._hrlxf_fail("propose")
+        return offer
+
+    def on_negotiation_success(self, contract: Any, mechanism: Any) -> None:
+        try:
+            day = self._hrlxf_ensure_day()
+            me = self.awi.agent.id  # type: ignore[attr-defined]
+            partner = next(p for p in contract.partners if p != me)
+            neg = self._hrlxf_negotiation(partner, mechanism, day)
+            ag = contract.agreement
+            q, t, p = int(ag["quantity"]), int(ag["time"]), float(ag["unit_price"])
+            state = getattr(contract, "mechanism_state", None)
+            rounds = int(state.step) + 1 if state is not None else None
+            neg.update(
+                status="agreement",
+                agreement_q=q,
+                agreement_t=t,
+                agreement_p=p,
+                rounds=rounds,
+                contract_id=str(contract.id),
+            )
+            self.hrlxf_records().contracts.append(
+                {
+                    "day": day,
+                    "contract_id": str(contract.id),
+                    "negotiation_id": neg["negotiation_id"],
+                    "partner_id": str(partner),
+                    "is_buyer": neg["is_buyer"],
+                    "quantity": q,
+                    "delivery_day": t,
+                    "unit_price": p,
+                    "agreement_seq": self._hrlxf_n_agreements,
+                    "decisions_before": self._hrlxf_seq,
+                }
+            )
+            self._hrlxf_n_agreements += 1
+            self._hrlxf_pending.pop(partner, None)
+        except Exception:
+            self._hrlxf_fail("on_negotiation_success")
+        super().on_negotiation_success(contract, mechanism)  # type: ignore[misc]
+
+    def on_negotiation_failure(self, partners: Any, annotation: Any, mechanism: Any, state: Any) -> None:
+        try:
+            day = self._hrlxf_ensure_day()
+            me = self.awi.agent.id  # type: ignore[attr-defined]
+            partner = next((p for p in partners if p != me), "")
+            neg = self._hrlxf_negotiation(partner, mechanism, day)
+            neg.update(status="failed", rounds=int(state.step) + 1 if state is not None else None)
+            self._hrlxf_pending.pop(partner, None)
+        except Exception:
+            self._hrlxf_fail("on_negotiation_failure")
+        super().on_negotiation_failure(partners, annotation, mechanism, state)  # type: ignore[misc]
+
+
+def tracked_class(expert: type | str) -> type:
+    """Return (building once) the recorder subclass of ``expert`` (a class or full class path)."""
+    cls = load_class(expert) if isinstance(expert, str) else expert
+    path = f"{cls.__module__}.{cls.__qualname__}"
+    if issubclass(cls, RecorderMixin):
+        return cls
+    alias = _alias_for(path)
+    existing = _REGISTRY.get(alias)
+    if existing is not None:
+        return existing
+    tracked = type(cls.__name__, (RecorderMixin, cls), {"_hrlxf_expert_path": path})
+    # A class built with type() on an ABC base gets module 'abc'; worker processes would then
+    # fail to rebuild it (silently, inside negmas tournaments). Name it explicitly.
+    tracked.__module__ = __name__
+    tracked.__qualname__ = alias
+    tracked.__doc__ = f"{path} wrapped by the hrlxf decision recorder."
+    _REGISTRY[alias] = tracked
+    return tracked
+
+
+def tracked_class_path(expert_path: str) -> str:
+    """Full importable name of the recorder subclass of ``expert_path``."""
+    return f"{__name__}.{_alias_for(expert_path)}"
+
+
+def expert_path_of(cls: type) -> str:
+    """Exact class path of the expert an agent class plays (the tracked class reports its base)."""
+    return getattr(cls, "_hrlxf_expert_path", "") or f"{cls.__module__}.{cls.__qualname__}"
+
+
+def __getattr__(name: str) -> type:
+    """Rebuild tracked classes by name in any process (PEP 562 module attribute hook)."""
+    if name.startswith(_ALIAS_PREFIX):
+        return tracked_class(_path_from_alias(name))
+    if name in KNOWN_AGENTS:  # get_full_type_name() gives module + __name__
+        return tracked_class(KNOWN_AGENTS[name])
+    for cls in _REGISTRY.values():
+        if cls.__name__ == name:
+            return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

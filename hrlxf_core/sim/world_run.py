@@ -1,0 +1,214 @@
+"""Run one world from its spec, in this process, and turn what was recorded into tables.
+
+The collection runner calls :func:`run_world` inside a worker process (one world per process,
+so a hang can be killed); tests call it directly to compare the recorder with the world's own
+records.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from hrlxf_core import __version__
+from hrlxf_core.constants import RECORD_SCHEMA_VERSION
+from hrlxf_core.sim.records import SCHEMAS, TABLES, empty_frame, frame
+from hrlxf_core.sim.roster import load_class
+from hrlxf_core.sim.tracked import RecorderMixin, expert_path_of, tracked_class
+from hrlxf_core.sim.world_spec import WorldSpec
+
+
+def package_versions() -> dict[str, str]:
+    return {
+        "scml_version": version("scml"),
+        "negmas_version": version("negmas"),
+        "scml_agents_version": version("scml-agents"),
+        "hrlxf_version": __version__,
+    }
+
+
+@dataclass
+class WorldOutcome:
+    """Tables of one world (keyed by table name) and, when asked for, the world object."""
+
+    tables: dict[str, pl.DataFrame]
+    world: Any = None
+
+
+def world_row(
+    spec: WorldSpec, run_id: str, status: str, error: str, wall: float, **extra: Any
+) -> dict[str, Any]:
+    """The ``worlds`` row of a world; agent columns come from ``extra`` when the world ran."""
+    row: dict[str, Any] = {
+        "world_id": spec.world_id,
+        "run_id": run_id,
+        "world_index": spec.index,
+        "seed": spec.seed,
+        "status": status,
+        "error": error,
+        "wall_time_s": wall,
+        "n_steps": spec.n_steps,
+        "n_processes": spec.n_processes,
+        "n_agents": len(spec.agent_paths),
+        "agent_ids": None,
+        "agent_types": list(spec.agent_paths),
+        "agent_levels": list(spec.agent_levels),
+        "tracked": None,
+        "initial_balances": None,
+        "final_balances": None,
+        "scores": None,
+        "n_contracts": None,
+        "recorder_errors": 0,
+        "recorder_error": "",
+        "spec_json": spec.to_json(),
+        "record_schema_version": RECORD_SCHEMA_VERSION,
+        **package_versions(),
+    }
+    row.update(extra)
+    return row
+
+
+def failed_tables(
+    spec: WorldSpec, run_id: str, status: str, error: str, wall: float
+) -> dict[str, pl.DataFrame]:
+    """Tables of a world that failed or timed out: its ``worlds`` row and empty agent tables."""
+    tables = {t: empty_frame(t) for t in TABLES}
+    tables["worlds"] = frame("worlds", [world_row(spec, run_id, status, error, wall)])
+    return tables
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the RNGs scml, negmas and the agents draw from."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def build_world(spec: WorldSpec, log_dir: Path, tracked: bool = True) -> Any:
+    """Generate and construct the SCML2024StdWorld of ``spec`` (seed applied first)."""
+    from scml.std import SCML2024StdWorld
+
+    seed_everything(spec.seed)
+    types = []
+    for path, comp in zip(spec.agent_paths, spec.competitor, strict=True):
+        cls = load_class(path)
+        types.append(tracked_class(cls) if (tracked and comp) else cls)
+    cfg = SCML2024StdWorld.generate(
+        agent_types=types,
+        agent_processes=list(spec.agent_levels),
+        n_processes=spec.n_processes,  # must match agent_processes or generation re-samples
+        n_steps=spec.n_steps,
+        name=spec.world_id,
+        random_agent_types=False,
+        compact=True,
+        no_logs=True,
+        log_folder=str(log_dir),
+        publish_exogenous_summary=True,
+        publish_trading_prices=True,
+        **spec.world_params,
+    )
+    return SCML2024StdWorld(**cfg)
+
+
+def _agent_tables(world: Any, spec: WorldSpec) -> tuple[dict[str, list[dict[str, Any]]], int, str]:
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in TABLES if t != "worlds"}
+    contract_info = {str(c["id"]): c for c in world.saved_contracts}
+    errors, first_error = 0, ""
+    for aid, adapter in world.agents.items():
+        obj = getattr(adapter, "_obj", None)
+        if not isinstance(obj, RecorderMixin):
+            continue
+        rec = obj.hrlxf_records()
+        errors += rec.errors
+        first_error = first_error or rec.first_error
+        key = {"world_id": spec.world_id, "agent_id": aid, "agent_type": expert_path_of(type(obj))}
+        rows["day_states"].extend({**key, **r} for r in rec.day_states)
+        rows["negotiations"].extend({**key, **r} for r in rec.negotiations.values())
+        rows["decisions"].extend({**key, **r} for r in rec.decisions)
+        for c in rec.contracts:
+            info = contract_info.get(c["contract_id"], {})
+            rows["contracts"].append(
+                {
+                    **key,
+                    **c,
+                    "signed_at": info.get("signed_at", -1),
+                    "executed_at": info.get("executed_at", -1),
+                    "nullified_at": info.get("nullified_at", -1),
+                }
+            )
+    return rows, errors, first_error
+
+
+def run_world(
+    spec: WorldSpec, run_id: str, log_dir: Path, tracked: bool = True, keep_world: bool = False
+) -> WorldOutcome:
+    """Build and run one world, then gather its tables (world row status 'ok')."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    world = build_world(spec, log_dir, tracked=tracked)
+    world.run()
+    wall = time.perf_counter() - t0
+    agent_rows, errors, first_error = _agent_tables(world, spec)
+    ids, types, tracked_flags, init_b, final_b, scores = [], [], [], [], [], []
+    world_scores = world.scores()
+    for aid, adapter in world.agents.items():
+        obj = getattr(adapter, "_obj", None)
+        if obj is None or aid in ("SELLER", "BUYER"):
+            continue
+        ids.append(aid)
+        types.append(expert_path_of(type(obj)))
+        tracked_flags.append(isinstance(obj, RecorderMixin))
+        init_b.append(float(world.initial_balances[aid]))
+        final_b.append(float(adapter.awi.current_balance))
+        scores.append(float(world_scores[aid]))
+    n_negotiated = sum(1 for c in world.saved_contracts if c.get("negotiation_id"))
+    tables = {
+        "worlds": frame(
+            "worlds",
+            [
+                world_row(
+                    spec,
+                    run_id,
+                    "ok",
+                    "",
+                    wall,
+                    agent_ids=ids,
+                    agent_types=types,
+                    tracked=tracked_flags,
+                    initial_balances=init_b,
+                    final_balances=final_b,
+                    scores=scores,
+                    n_contracts=n_negotiated,
+                    recorder_errors=errors,
+                    recorder_error=first_error,
+                    agent_levels=[int(world.agents[a].awi.level) for a in ids],
+                )
+            ],
+        )
+    }
+    for t, rows in agent_rows.items():
+        tables[t] = frame(t, rows)
+    assert set(tables) == set(SCHEMAS)
+    return WorldOutcome(tables=tables, world=world if keep_world else None)
+
+
+def sandbox_env(data_dir: Path) -> dict[str, str]:
+    """Environment that keeps scml/negmas/matplotlib writes inside the data directory."""
+    return {
+        "NEGMAS_LOG_BASE": str(data_dir / ".negmas"),
+        "MPLCONFIGDIR": str(data_dir / ".mpl"),
+        "NEGMAS_DEFAULT_PATH": str(data_dir / ".negmas"),
+    }
+
+
+def apply_sandbox_env(data_dir: Path) -> None:
+    for k, v in sandbox_env(data_dir).items():
+        os.environ[k] = v
