@@ -35,9 +35,9 @@ PYTHONHASHSEED = "0"
 PROFILES: dict[str, dict[str, Any]] = {
     # A handful of short worlds: about two minutes on two cores.
     "smoke": {
-        "n_worlds": 4,
-        "n_steps_min": 10,
-        "n_steps_max": 15,
+        "n_worlds": 8,
+        "n_steps_min": 15,
+        "n_steps_max": 25,
         "competitors_per_world": 4,
         "world_timeout_s": 300.0,
         "workers": 2,

@@ -137,6 +137,18 @@ class RecorderMixin:
             return None
         return neg[0].nmi
 
+    def _hrlxf_effective_offer(self, negotiator_id: str, offer: Any) -> Any:
+        """The offer as the mechanism takes it. SCML runs SAO with ``check_offers``: an offer outside
+        the negotiation's outcome space (AX proposes delivery days past the time issue, DogAgent
+        non-integer prices) counts as no offer, which ends the negotiation (``end_on_no_response``).
+        Recording the raw offer would log an offer the partner never saw and a thread that went on."""
+        if offer is None:
+            return None
+        nmi = self._hrlxf_nmi(negotiator_id)
+        if nmi is not None and not nmi.outcome_space.is_valid(offer):
+            return None
+        return offer
+
     def _hrlxf_decision(self, negotiator_id: str, state: Any, action: str, received: Any, sent: Any) -> int:
         rec = self.hrlxf_records()
         day = self._hrlxf_ensure_day()
@@ -198,7 +210,7 @@ class RecorderMixin:
     def propose(self, negotiator_id: str, state: Any, *args: Any, **kwargs: Any) -> Any:
         offer = super().propose(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
         try:
-            sent = getattr(offer, "outcome", offer)
+            sent = self._hrlxf_effective_offer(negotiator_id, getattr(offer, "outcome", offer))
             self._hrlxf_ensure_day()
             idx = self._hrlxf_pending.pop(negotiator_id, None)
             if idx is not None:

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up hrlxf in ./.venv on a fresh machine (idempotent: a second run is quick).
+#   bash scripts/setup.sh         runtime only
+#   bash scripts/setup.sh --dev   plus pytest, ruff, hypothesis
+# torch is installed first, pinned to 2.13.0 (the CPU wheel); an unpinned torch would pull a
+# multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade pip
+fi
+PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+if ! .venv/bin/python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
+  "${PIP[@]}" torch==2.13.0
+fi
+if [ "${1:-}" = "--dev" ]; then
+  "${PIP[@]}" -e ".[dev]"
+else
+  "${PIP[@]}" -e .
+fi
+echo "hrlxf: environment ready in .venv"
