@@ -14,26 +14,30 @@ Design (DESIGN §4):
 
 from __future__ import annotations
 
+import re
 import traceback
 from typing import Any
 
 from hrlxf_core.observation import day_start_record
 from hrlxf_core.sim.roster import KNOWN_AGENTS, load_class
 
-_ALIAS_PREFIX = "Tracked__"
+_ALIAS_PREFIX = "Tracked"
 _REGISTRY: dict[str, type] = {}  # alias -> tracked class
 
 ACTIONS = ("ACCEPT", "REJECT", "END", "PROPOSE")
 
 
 def _alias_for(class_path: str) -> str:
-    if "__" in class_path:
-        raise ValueError(f"cannot track {class_path!r}: '__' in a class path is not supported")
-    return _ALIAS_PREFIX + class_path.replace(".", "__")
+    """``a.b_c.D`` -> ``Tracked_Da_Db_Uc_DD``: '_' is written '_U' and '.' '_D'.
+
+    negmas' ``get_class`` passes the class name through ``stringcase.pascalcase``, which drops
+    every '_' before a lower-case letter; in this encoding each '_' is followed by U or D, so the
+    alias survives it unchanged (and decodes unambiguously)."""
+    return _ALIAS_PREFIX + ("." + class_path).replace("_", "_U").replace(".", "_D")
 
 
 def _path_from_alias(alias: str) -> str:
-    return alias[len(_ALIAS_PREFIX) :].replace("__", ".")
+    return re.sub(r"_([UD])", lambda m: "_" if m.group(1) == "U" else ".", alias[len(_ALIAS_PREFIX) :])[1:]
 
 
 def _offer_cols(prefix: str, offer: Any) -> dict[str, Any]:
@@ -235,7 +239,9 @@ class RecorderMixin:
             ag = contract.agreement
             q, t, p = int(ag["quantity"]), int(ag["time"]), float(ag["unit_price"])
             state = getattr(contract, "mechanism_state", None)
-            rounds = int(state.step) + 1 if state is not None else None
+            # The final mechanism state's step already counts the last round (the world's record
+            # of the negotiation has the same step): it is the number of rounds played.
+            rounds = int(state.step) if state is not None else None
             neg.update(
                 status="agreement",
                 agreement_q=q,
@@ -270,7 +276,7 @@ class RecorderMixin:
             me = self.awi.agent.id  # type: ignore[attr-defined]
             partner = next((p for p in partners if p != me), "")
             neg = self._hrlxf_negotiation(partner, mechanism, day)
-            neg.update(status="failed", rounds=int(state.step) + 1 if state is not None else None)
+            neg.update(status="failed", rounds=int(state.step) if state is not None else None)
             self._hrlxf_pending.pop(partner, None)
         except Exception:
             self._hrlxf_fail("on_negotiation_failure")
@@ -309,7 +315,7 @@ def expert_path_of(cls: type) -> str:
 
 def __getattr__(name: str) -> type:
     """Rebuild tracked classes by name in any process (PEP 562 module attribute hook)."""
-    if name.startswith(_ALIAS_PREFIX):
+    if name.startswith(_ALIAS_PREFIX + "_D"):
         return tracked_class(_path_from_alias(name))
     if name in KNOWN_AGENTS:  # get_full_type_name() gives module + __name__
         return tracked_class(KNOWN_AGENTS[name])
