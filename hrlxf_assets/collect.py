@@ -14,7 +14,7 @@ from hrlxf_core.sim.records import TABLES
 from hrlxf_core.sim.world_run import apply_sandbox_env
 
 #: Bump when the collection code changes what it writes: downstream assets become stale.
-CODE_VERSION = "collect-v1"
+CODE_VERSION = "collect-v2"
 
 
 class TournamentLogsConfig(dg.Config):

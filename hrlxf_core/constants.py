@@ -11,4 +11,4 @@ H: int = 40
 N_OFFSETS: int = H + 1
 
 #: Version of the tracker's record layout; bump when a table's columns change meaning.
-RECORD_SCHEMA_VERSION: int = 1
+RECORD_SCHEMA_VERSION: int = 2

@@ -71,6 +71,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "agreement_p": pl.Float64,
         "rounds": pl.Int64,
         "contract_id": pl.String,
+        "ended_seq": pl.Int64,  # decisions of the day made before the negotiation ended
     },
     "decisions": {
         **_KEY,

@@ -70,6 +70,8 @@ class AgentRecords:
         self.contracts: list[dict[str, Any]] = []
         self.errors: int = 0
         self.first_error: str = ""
+        #: (day, seq) -> what ``hrlxf_probe`` returned just before that decision (tests only).
+        self.probes: dict[tuple[int, int], Any] = {}
 
 
 class RecorderMixin:
@@ -77,6 +79,9 @@ class RecorderMixin:
     and agreements of that agent."""
 
     _hrlxf_expert_path: str = ""
+    #: Optional ``probe(agent, negotiator_id, state)`` called just before each decision; what
+    #: it returns is kept by (day, seq). The parity test uses it to compute state live.
+    hrlxf_probe: Any = None
 
     # -- bookkeeping ---------------------------------------------------------------------------
     def _hrlxf_fail(self, where: str) -> None:
@@ -131,6 +136,7 @@ class RecorderMixin:
                 "agreement_p": None,
                 "rounds": None,
                 "contract_id": None,
+                "ended_seq": None,
             }
             rec.negotiations[nid] = row
         return row
@@ -197,12 +203,30 @@ class RecorderMixin:
             self._hrlxf_fail("before_step")
         super().before_step()  # type: ignore[misc]
 
+    def _hrlxf_run_probe(self, negotiator_id: str, state: Any) -> Any:
+        probe = type(self).hrlxf_probe
+        if probe is None:
+            return None
+        try:
+            self._hrlxf_ensure_day()
+            return probe(self, negotiator_id, state)
+        except Exception:
+            self._hrlxf_fail("probe")
+            return None
+
+    def _hrlxf_keep_probe(self, idx: int, pre: Any) -> None:
+        if pre is not None:
+            row = self.hrlxf_records().decisions[idx]
+            self.hrlxf_records().probes[(row["day"], row["seq"])] = pre
+
     def respond(self, negotiator_id: str, state: Any, *args: Any, **kwargs: Any) -> Any:
+        pre = self._hrlxf_run_probe(negotiator_id, state)
         resp = super().respond(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
         try:
             action = _response_name(resp)
             if action is not None:
                 idx = self._hrlxf_decision(negotiator_id, state, action, state.current_offer, None)
+                self._hrlxf_keep_probe(idx, pre)
                 if action == "REJECT":
                     self._hrlxf_pending[negotiator_id] = idx
                 else:
@@ -212,6 +236,8 @@ class RecorderMixin:
         return resp
 
     def propose(self, negotiator_id: str, state: Any, *args: Any, **kwargs: Any) -> Any:
+        opening = negotiator_id not in getattr(self, "_hrlxf_pending", {})
+        pre = self._hrlxf_run_probe(negotiator_id, state) if opening else None
         offer = super().propose(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
         try:
             sent = self._hrlxf_effective_offer(negotiator_id, getattr(offer, "outcome", offer))
@@ -223,9 +249,10 @@ class RecorderMixin:
                 if sent is None:  # rejecting without a counter-offer ends the thread
                     row["action"] = "END"
             else:
-                self._hrlxf_decision(
+                idx = self._hrlxf_decision(
                     negotiator_id, state, "PROPOSE" if sent is not None else "END", None, sent
                 )
+                self._hrlxf_keep_probe(idx, pre)
         except Exception:
             self._hrlxf_fail("propose")
         return offer
@@ -243,6 +270,7 @@ class RecorderMixin:
             # of the negotiation has the same step): it is the number of rounds played.
             rounds = int(state.step) if state is not None else None
             neg.update(
+                ended_seq=self._hrlxf_seq,
                 status="agreement",
                 agreement_q=q,
                 agreement_t=t,
@@ -276,7 +304,11 @@ class RecorderMixin:
             me = self.awi.agent.id  # type: ignore[attr-defined]
             partner = next((p for p in partners if p != me), "")
             neg = self._hrlxf_negotiation(partner, mechanism, day)
-            neg.update(status="failed", rounds=int(state.step) if state is not None else None)
+            neg.update(
+                status="failed",
+                ended_seq=self._hrlxf_seq,
+                rounds=int(state.step) if state is not None else None,
+            )
             self._hrlxf_pending.pop(partner, None)
         except Exception:
             self._hrlxf_fail("on_negotiation_failure")

@@ -1,0 +1,95 @@
+"""Reading one ``tournament_logs`` partition, checked, for the dataset builders.
+
+A missing column, a truncated file or an impossible value stops the build with an error that
+names the file and the field (``DataFileError``); nothing downstream is written in that case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from hrlxf_core.io import DataFileError, read_parquet_checked
+from hrlxf_core.sim.records import SCHEMAS
+from hrlxf_core.sim.roster import DEFAULT_EXPERTS, resolve_roster
+from hrlxf_core.sim.tracked import ACTIONS
+
+
+@dataclass
+class PartitionTables:
+    """The tracker tables of one partition, restricted to ok worlds and the chosen experts."""
+
+    path: Path
+    worlds: pl.DataFrame
+    day_states: pl.DataFrame
+    negotiations: pl.DataFrame
+    decisions: pl.DataFrame
+    contracts: pl.DataFrame
+
+
+def _check(path: Path, df: pl.DataFrame, field: str, bad: pl.Expr, what: str) -> None:
+    n = df.select(bad.sum()).item()
+    if n:
+        row = df.filter(bad).head(1).to_dicts()[0]
+        ctx = {k: row[k] for k in ("world_id", "agent_id", "day") if k in row}
+        raise DataFileError(
+            path, f"{n} row(s) with an impossible value: {what}; first: {ctx} {field}={row[field]!r}", field
+        )
+
+
+def _validate(path: Path, table: str, df: pl.DataFrame) -> None:
+    c = pl.col
+    if table == "day_states":
+        _check(path, df, "day", (c("day") < 0) | (c("day") >= c("n_steps")), "day outside [0, n_steps)")
+        _check(path, df, "n_lines", c("n_lines") <= 0, "n_lines must be > 0")
+        _check(path, df, "initial_balance", c("initial_balance") <= 0, "initial balance must be > 0")
+        for f in ("inventory_input", "inventory_output"):
+            _check(path, df, f, c(f) < 0, "negative inventory")
+        for f in ("supplies_by_offset", "sales_by_offset", "payables_by_offset", "receivables_by_offset"):
+            _check(path, df, f, c(f).list.len() != 41, "commitment vector must have 41 offsets")
+            _check(path, df, f, c(f).list.min() < 0, "negative commitment")
+        for f in ("trading_price_input", "trading_price_output"):
+            _check(path, df, f, ~(c(f) > 0) | c(f).is_infinite(), "price must be finite and > 0")
+    elif table == "decisions":
+        _check(path, df, "action", ~c("action").is_in(list(ACTIONS)), f"action not in {ACTIONS}")
+        _check(path, df, "sent_q", c("sent_q") <= 0, "offered quantity must be > 0")
+        _check(path, df, "recv_q", c("recv_q") <= 0, "received quantity must be > 0")
+        _check(
+            path,
+            df,
+            "relative_time",
+            (c("relative_time") < 0) | (c("relative_time") > 1.0 + 1e-9),
+            "relative time outside [0, 1]",
+        )
+        _check(path, df, "seq", c("seq") < 0, "negative sequence number")
+    elif table == "contracts":
+        _check(path, df, "quantity", c("quantity") <= 0, "contract quantity must be > 0")
+        _check(path, df, "delivery_day", c("delivery_day") < c("day"), "delivery before the contract's day")
+        _check(path, df, "unit_price", ~(c("unit_price") > 0), "unit price must be > 0")
+    elif table == "negotiations":
+        _check(path, df, "q_max", c("q_max") < c("q_min"), "q_max < q_min")
+        _check(path, df, "t_max", c("t_max") < c("t_min"), "t_max < t_min")
+        _check(path, df, "p_max", c("p_max") < c("p_min"), "p_max < p_min")
+
+
+def expert_paths(experts: list[str] | tuple[str, ...] | None) -> list[str]:
+    """Exact class paths of the experts whose rows feed the datasets (default: DEFAULT_EXPERTS)."""
+    return [a.class_path for a in resolve_roster(list(experts or DEFAULT_EXPERTS))]
+
+
+def load_partition(path: Path, experts: list[str] | tuple[str, ...] | None = None) -> PartitionTables:
+    """Load and check the five tables of ``path``; keep ok worlds and the chosen experts' rows."""
+    keep = expert_paths(experts)
+    frames = {}
+    for table, schema in SCHEMAS.items():
+        f = path / f"{table}.parquet"
+        df = read_parquet_checked(f, schema)
+        if table != "worlds":
+            _validate(f, table, df)
+        frames[table] = df
+    ok = frames["worlds"].filter(pl.col("status") == "ok")["world_id"]
+    for table in ("day_states", "negotiations", "decisions", "contracts"):
+        frames[table] = frames[table].filter(pl.col("world_id").is_in(ok) & pl.col("agent_type").is_in(keep))
+    return PartitionTables(path=path, **frames)
