@@ -47,9 +47,10 @@ def run_demo(partition: str, profile: str, log=print) -> int:
     log(
         f"hrlxf demo: DAGSTER_HOME={os.environ['DAGSTER_HOME']} HRLXF_DATA_DIR={os.environ['HRLXF_DATA_DIR']}"
     )
-    log(f"hrlxf demo: materializing tournament_logs[{partition}] at the '{profile}' profile")
+    graph = ["tournament_logs", "macro_samples", "micro_samples"]
+    log(f"hrlxf demo: materializing {', '.join(graph)} [{partition}] at the '{profile}' profile")
     result = dg.materialize(
-        [defs.get_assets_def("tournament_logs")],
+        [defs.get_assets_def(a) for a in graph],
         instance=instance,
         partition_key=partition,
         resources={"data_store": defs.resources["data_store"]},
@@ -58,10 +59,15 @@ def run_demo(partition: str, profile: str, log=print) -> int:
     )
     status = "succeeded" if result.success else "FAILED"
     log(f"hrlxf demo: run {result.run_id} {status} in {time.perf_counter() - t0:.0f}s")
-    for mat in result.asset_materializations_for_node("tournament_logs"):
-        md = mat.metadata
-        keys = ("worlds_ok", "worlds_failed", "worlds_timed_out", "rows", "path")
-        log("  " + ", ".join(f"{k}={md[k].value}" for k in keys if k in md))
+    for asset in graph:
+        for mat in result.asset_materializations_for_node(asset):
+            md = mat.metadata
+            keys = ("worlds_ok", "worlds_failed", "worlds_timed_out", "rows", "path")
+            log(f"  {asset}: " + ", ".join(f"{k}={md[k].value}" for k in keys if k in md))
+    for check in result.get_asset_check_evaluations():
+        log(
+            f"  check {check.asset_key.to_user_string()}:{check.check_name} {'passed' if check.passed else 'FAILED'}"
+        )
     return 0 if result.success else 1
 
 

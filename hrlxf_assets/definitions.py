@@ -3,12 +3,22 @@
 import dagster as dg
 
 from hrlxf_assets.collect import tournament_logs
+from hrlxf_assets.datasets import macro_samples, micro_samples
 from hrlxf_assets.resources import DataStore
 from hrlxf_assets.schedules import collect_job, recollect_schedule
 
+#: Parse steps follow new collection runs by themselves (eager automation); this sensor makes
+#: that live as soon as the daemon runs (`hrlxf ui` starts one).
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "hrlxf_automation",
+    target=dg.AssetSelection.assets(macro_samples, micro_samples),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+
 defs = dg.Definitions(
-    assets=[tournament_logs],
+    assets=[tournament_logs, macro_samples, micro_samples],
     jobs=[collect_job],
     schedules=[recollect_schedule],
+    sensors=[automation_sensor],
     resources={"data_store": DataStore()},
 )

@@ -1,0 +1,141 @@
+"""``macro_samples`` and ``micro_samples``: leak-free L2 / L3 training samples per collection run."""
+
+import time
+
+import dagster as dg
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from hrlxf_assets.collect import tournament_logs
+from hrlxf_assets.partitions import collection_runs
+from hrlxf_assets.resources import DataStore
+from hrlxf_assets.versioning import files_sha256
+from hrlxf_core.datasets.checks import check_macro, check_micro
+from hrlxf_core.datasets.macro import build_macro
+from hrlxf_core.datasets.micro import OP_NAMES, build_micro
+from hrlxf_core.datasets.partition import expert_paths, load_partition
+from hrlxf_core.io import write_parquet_atomic
+from hrlxf_core.labels import BUCKET_EDGES, GOAL_NAMES
+from hrlxf_core.sim.roster import DEFAULT_EXPERTS
+
+CODE_VERSION = "datasets-v1"
+MACRO_FILE = "macro.parquet"
+MICRO_FILE = "micro.parquet"
+
+
+class DatasetConfig(dg.Config):
+    """Which experts' decisions become training samples."""
+
+    experts: list[str] = Field(
+        default=list(DEFAULT_EXPERTS),
+        description="Roster names or full class paths of the experts whose rows feed the dataset "
+        "(matched exactly by class path). Default: PenguinAgent and the 2025 finalists.",
+    )
+
+
+def _per_type(df: pl.DataFrame) -> dict[str, int]:
+    return {r[0]: int(r[1]) for r in df.group_by("agent_type").len().sort("agent_type").iter_rows()}
+
+
+def _check_result(name: str, problems: list[str], asset: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        asset_key=asset,
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
+    )
+
+
+@dg.asset(
+    partitions_def=collection_runs,
+    deps=[tournament_logs],
+    group_name="datasets",
+    kinds={"polars", "parquet"},
+    code_version=CODE_VERSION,
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "macro_valid",
+            asset="macro_samples",
+            blocking=True,
+            description="schema, no NaN/inf, label ranges, day-start leakage guard",
+        )
+    ],
+    description="L2 samples, one per tracked expert agent-day: x_static (12), X_temporal (41×10), "
+    "x_role (2) from the day-start snapshot; label = v2 goal (16 = 4 buckets × [Q_buy, P_buy, Q_sell, P_sell]).",
+)
+def macro_samples(
+    context: dg.AssetExecutionContext, config: DatasetConfig, data_store: DataStore
+) -> dg.MaterializeResult:
+    partition = context.partition_key
+    t0 = time.perf_counter()
+    tables = load_partition(data_store.asset_dir("tournament_logs", partition), config.experts)
+    df = build_macro(tables)
+    out = data_store.asset_dir("macro_samples", partition) / MACRO_FILE
+    write_parquet_atomic(df, out)
+    problems = check_macro(df, tables.day_states)
+    goal = np.stack(df["goal"].to_numpy()) if df.height else np.zeros((0, len(GOAL_NAMES)))
+    stats = "| label | mean | max |\n|---|---:|---:|\n" + "\n".join(
+        f"| {n} | {goal[:, i].mean():.3f} | {goal[:, i].max():.3f} |"
+        for i, n in enumerate(GOAL_NAMES)
+        if len(goal)
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            "rows": df.height,
+            "rows_per_agent_type": dg.MetadataValue.json(_per_type(df)),
+            "experts": dg.MetadataValue.json(expert_paths(config.experts)),
+            "bucket_edges": dg.MetadataValue.json([list(e) for e in BUCKET_EDGES]),
+            "label_summary": dg.MetadataValue.md(stats),
+            "build_s": round(time.perf_counter() - t0, 3),
+        },
+        data_version=dg.DataVersion(files_sha256([out])[:16]),
+        check_results=[_check_result("macro_valid", problems, "macro_samples")],
+    )
+
+
+@dg.asset(
+    partitions_def=collection_runs,
+    deps=[tournament_logs],
+    group_name="datasets",
+    kinds={"polars", "parquet"},
+    code_version=CODE_VERSION,
+    automation_condition=dg.AutomationCondition.eager(),
+    check_specs=[
+        dg.AssetCheckSpec(
+            "micro_valid",
+            asset="micro_samples",
+            blocking=True,
+            description="schema, no NaN/inf, label ranges, own counter-offer never in its input",
+        )
+    ],
+    description="L3 samples, one per decision point of a tracked expert: offer history strictly before the "
+    "answer, state after the day's earlier agreements, L1 baseline/limits/time mask, op label, "
+    "residual = expert counter-offer − baseline, delivery offset label.",
+)
+def micro_samples(
+    context: dg.AssetExecutionContext, config: DatasetConfig, data_store: DataStore
+) -> dg.MaterializeResult:
+    partition = context.partition_key
+    t0 = time.perf_counter()
+    tables = load_partition(data_store.asset_dir("tournament_logs", partition), config.experts)
+    df = build_micro(tables)
+    out = data_store.asset_dir("micro_samples", partition) / MICRO_FILE
+    write_parquet_atomic(df, out)
+    problems = check_micro(df)
+    ops = {OP_NAMES[int(k)]: int(v) for k, v in df.group_by("op_label").len().sort("op_label").iter_rows()}
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            "rows": df.height,
+            "rows_per_agent_type": dg.MetadataValue.json(_per_type(df)),
+            "op_labels": dg.MetadataValue.json(ops),
+            "experts": dg.MetadataValue.json(expert_paths(config.experts)),
+            "build_s": round(time.perf_counter() - t0, 3),
+        },
+        data_version=dg.DataVersion(files_sha256([out])[:16]),
+        check_results=[_check_result("micro_valid", problems, "micro_samples")],
+    )
