@@ -1,0 +1,225 @@
+"""Dataset assets on a tiny real collection, and clear errors on broken logs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from hrlxf_assets.collect import tournament_logs
+from hrlxf_assets.datasets import MACRO_FILE, MICRO_FILE, macro_samples, micro_samples
+from hrlxf_assets.partitions import COLLECTION_RUNS
+from hrlxf_assets.resources import DataStore
+from hrlxf_core.datasets.checks import check_macro, check_micro
+from hrlxf_core.datasets.macro import build_macro
+from hrlxf_core.datasets.micro import build_micro
+from hrlxf_core.datasets.partition import load_partition
+from hrlxf_core.io import DataFileError
+
+EXPERTS = ["PenguinAgent", "AS0", "UltraSuperMiracleSoraFinalAgentZ"]
+RUN_CONFIG = {
+    "ops": {
+        "tournament_logs": {
+            "config": {
+                "roster": EXPERTS,
+                "n_worlds": 2,
+                "n_steps_min": 8,
+                "n_steps_max": 10,
+                "competitors_per_world": 3,
+                "workers": 2,
+                "seed": 5,
+            }
+        },
+        "macro_samples": {"config": {"experts": EXPERTS}},
+        "micro_samples": {"config": {"experts": EXPERTS}},
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("datasets")
+    with dg.instance_for_test(temp_dir=str(tmp)) as instance:
+        instance.add_dynamic_partitions(COLLECTION_RUNS, ["tiny"])
+        result = dg.materialize(
+            [tournament_logs, macro_samples, micro_samples],
+            instance=instance,
+            partition_key="tiny",
+            resources={"data_store": DataStore(data_dir=str(tmp / "data"))},
+            run_config=RUN_CONFIG,
+        )
+        yield tmp / "data", result
+
+
+def test_both_dataset_assets_materialize_from_a_tiny_real_collection(materialized) -> None:
+    data, result = materialized
+    assert result.success
+    macro = pl.read_parquet(data / "macro_samples" / "tiny" / MACRO_FILE)
+    micro = pl.read_parquet(data / "micro_samples" / "tiny" / MICRO_FILE)
+    logs = data / "tournament_logs" / "tiny"
+    day_states = pl.read_parquet(logs / "day_states.parquet")
+    decisions = pl.read_parquet(logs / "decisions.parquet")
+    # one macro row per tracked expert agent-day, one micro row per decision
+    assert macro.height == day_states.height > 0
+    assert micro.height == decisions.height > 0
+    assert set(macro["agent_type"]) <= set(day_states["agent_type"])
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"macro_valid": True, "micro_valid": True}
+    (mat,) = result.asset_materializations_for_node("micro_samples")
+    assert mat.metadata["rows"].value == micro.height
+    assert set(mat.metadata["op_labels"].value) <= {"ACCEPT", "OFFER", "END"}
+
+
+def test_experts_filter_is_exact(materialized) -> None:
+    data, _ = materialized
+    only = load_partition(data / "tournament_logs" / "tiny", ["PenguinAgent"])
+    assert set(only.decisions["agent_type"]) <= {
+        "scml_agents.scml2024.standard.team_penguin.penguinagent.PenguinAgent"
+    }
+    assert build_micro(only).height == only.decisions.height
+
+
+def test_checks_catch_bad_samples(materialized) -> None:
+    data, _ = materialized
+    micro = pl.read_parquet(data / "micro_samples" / "tiny" / MICRO_FILE)
+    leaked = micro.with_columns(hist_last_event=pl.col("own_event"))
+    assert any(p.startswith("hist_last_event") for p in check_micro(leaked))
+    nan = micro.with_columns(b_free=pl.lit(float("nan"), dtype=pl.Float32))
+    assert any("b_free" in p for p in check_micro(nan))
+    macro = pl.read_parquet(data / "macro_samples" / "tiny" / MACRO_FILE)
+    day_states = pl.read_parquet(data / "tournament_logs" / "tiny" / "day_states.parquet")
+    assert check_macro(macro, day_states) == []
+    # a macro row whose inputs do not come from the day-start snapshot is caught
+    shifted = macro.with_columns(day=pl.col("day") + 1).filter(pl.col("day") < pl.col("n_steps"))
+    assert any("day-start" in p for p in check_macro(shifted, day_states))
+    bad_goal = macro.with_columns(
+        goal=pl.col("goal").arr.eval(pl.element() * 0 - 1.0).cast(macro.schema["goal"])
+    )
+    assert any("quantity label" in p for p in check_macro(bad_goal))
+
+
+def _copy_logs(materialized, tmp_path: Path) -> Path:
+    data, _ = materialized
+    dst = tmp_path / "logs"
+    shutil.copytree(data / "tournament_logs" / "tiny", dst)
+    return dst
+
+
+def test_missing_column_names_file_and_field(materialized, tmp_path: Path) -> None:
+    logs = _copy_logs(materialized, tmp_path)
+    pl.read_parquet(logs / "decisions.parquet").drop("relative_time").write_parquet(
+        logs / "decisions.parquet"
+    )
+    with pytest.raises(
+        DataFileError, match=r"decisions.parquet \(field 'relative_time'\): column is missing"
+    ):
+        load_partition(logs, EXPERTS)
+
+
+def test_truncated_file_names_file(materialized, tmp_path: Path) -> None:
+    logs = _copy_logs(materialized, tmp_path)
+    raw = (logs / "contracts.parquet").read_bytes()
+    (logs / "contracts.parquet").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(DataFileError, match=r"contracts.parquet: not a readable parquet file"):
+        load_partition(logs, EXPERTS)
+
+
+def test_impossible_value_names_file_and_field(materialized, tmp_path: Path) -> None:
+    logs = _copy_logs(materialized, tmp_path)
+    ds = pl.read_parquet(logs / "day_states.parquet")
+    ds.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3)
+        .then(-5.0)
+        .otherwise(pl.col("inventory_input"))
+        .alias("inventory_input")
+    ).write_parquet(logs / "day_states.parquet")
+    with pytest.raises(
+        DataFileError,
+        match=r"day_states.parquet \(field 'inventory_input'\): 1 row\(s\) with an impossible value",
+    ):
+        load_partition(logs, EXPERTS)
+
+
+def test_a_failed_build_leaves_the_previous_dataset_intact(materialized, tmp_path: Path) -> None:
+    """Bad input stops the asset before it writes: the dataset already on disk is untouched."""
+    data, _ = materialized
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    before = (root / "micro_samples" / "tiny" / MICRO_FILE).read_bytes()
+    logs = root / "tournament_logs" / "tiny"
+    pl.read_parquet(logs / "decisions.parquet").drop("action").write_parquet(logs / "decisions.parquet")
+    (tmp_path / "inst").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "inst")) as instance:
+        instance.add_dynamic_partitions(COLLECTION_RUNS, ["tiny"])
+        result = dg.materialize(
+            [micro_samples],
+            instance=instance,
+            partition_key="tiny",
+            resources={"data_store": DataStore(data_dir=str(root))},
+            run_config={"ops": {"micro_samples": {"config": {"experts": EXPERTS}}}},
+            raise_on_error=False,
+        )
+    assert not result.success
+    assert (root / "micro_samples" / "tiny" / MICRO_FILE).read_bytes() == before
+    assert not list((root / "micro_samples" / "tiny").glob(".*"))  # no temp leftovers
+    pq.read_metadata(root / "micro_samples" / "tiny" / MICRO_FILE)
+
+
+def test_macro_builder_is_deterministic(materialized) -> None:
+    data, _ = materialized
+    tables = load_partition(data / "tournament_logs" / "tiny", EXPERTS)
+    a, b = build_macro(tables), build_macro(tables)
+    assert a.equals(b)
+    goal = np.stack(a["goal"].to_numpy())
+    assert np.isfinite(goal).all()
+
+
+def test_l4_features_from_a_real_partition_match_row_by_row(materialized) -> None:
+    from hrlxf_core.datasets.offline_obs import decision_observations
+    from hrlxf_core.l1_safety import Threads, baseline, l1_limits
+    from hrlxf_core.l4_features import N_GLOBAL, N_THREAD, global_features, thread_features
+
+    data, _ = materialized
+    t = load_partition(data / "tournament_logs" / "tiny", EXPERTS)
+    dec, obs = decision_observations(t.decisions, t.day_states, t.contracts, t.negotiations)
+    neg = t.negotiations.select(
+        "world_id", "agent_id", "negotiation_id", "q_min", "q_max", "t_min", "t_max", "p_min", "p_max"
+    )
+    dec = dec.join(neg, on=["world_id", "agent_id", "negotiation_id"], how="left", maintain_order="left")
+    threads = Threads(
+        is_buyer=dec["is_buyer"].to_numpy().astype(bool),
+        **{
+            c: dec[c].cast(pl.Float64).to_numpy()
+            for c in ("q_min", "q_max", "t_min", "t_max", "p_min", "p_max")
+        },
+    )
+    limits = l1_limits(obs)
+    base = baseline(obs, limits, threads)
+    args = (
+        dec["round"].to_numpy(),
+        dec["relative_time"].to_numpy(),
+        dec["recv_q"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        (dec["recv_t"] - dec["day"]).cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        dec["recv_p"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+    )
+    feats = thread_features(obs, limits, threads, base, *args)
+    assert feats.shape == (dec.height, N_THREAD) and np.isfinite(feats).all()
+    g = global_features(obs, np.ones(obs.size), np.zeros(obs.size))
+    assert g.shape == (obs.size, N_GLOBAL) and np.isfinite(g).all()
+    # a single thread computed alone (as the live agent does) equals its row of the batch
+    for i in (0, dec.height // 2, dec.height - 1):
+        one = [i]
+        lim1 = l1_limits(obs.take(one))
+        f1 = thread_features(
+            obs.take(one),
+            lim1,
+            threads.take(np.array(one)),
+            baseline(obs.take(one), lim1, threads.take(np.array(one))),
+            *(a[one] for a in args),
+        )
+        np.testing.assert_allclose(f1[0], feats[i], atol=1e-9)
