@@ -154,12 +154,21 @@ def clip_action(
 
 def reserve(obs: Observation, row: int, is_buyer: bool, q: float, delta: int, p: float) -> None:
     """Dynamic reservation: book a planned action as a tentative commitment of ``obs[row]``,
-    so the next thread's limits (recomputed from ``obs``) see less budget and safe quantity."""
+    so the next thread's limits (recomputed from ``obs``) see less budget and safe quantity.
+
+    A tentative purchase must not back a sale: its partner may still refuse it, and the sell-side
+    safe quantity counts committed inputs only. So a reserved purchase also books the extra output
+    it would let the lines make on day δ as a phantom outbound on day δ + 1 (when that output could
+    first leave): Q_safe and B_free shrink, the sell-side safe quantity is exactly unchanged. (The
+    phantom units are visible in ``obs.sales``: build features from the unreserved observation.)"""
     if q <= 0:
         return
     if is_buyer:
+        plan_before, _ = production_plan(obs.take([row]))
         obs.supplies[row, delta] += q
         obs.payables[row, delta] += q * p
+        plan_after, _ = production_plan(obs.take([row]))
+        obs.sales[row, 1:] += (plan_after - plan_before)[0, :-1]
     else:
         obs.sales[row, delta] += q
         obs.receivables[row, delta] += q * p
