@@ -19,7 +19,7 @@ from hrlxf_core.io import write_parquet_atomic
 from hrlxf_core.labels import BUCKET_EDGES, GOAL_NAMES
 from hrlxf_core.sim.roster import DEFAULT_EXPERTS
 
-CODE_VERSION = "datasets-v1"
+CODE_VERSION = "datasets-v2"
 MACRO_FILE = "macro.parquet"
 MICRO_FILE = "micro.parquet"
 

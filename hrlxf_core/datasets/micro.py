@@ -65,8 +65,36 @@ MICRO_SCHEMA: dict[str, pl.DataType] = {
     "res_q": pl.Float32,
     "res_p": pl.Float32,
     "delta_label": pl.Int32,
+    "reward": pl.Float32,  # outcome of the thread (AWR only; never an input)
     "goal": pl.Array(pl.Float32, GOAL_DIM),
 }
+
+#: Weight of the price advantage in the AWR reward (see ``thread_reward``).
+REWARD_PRICE_WEIGHT = 1.0
+
+
+def thread_reward(
+    is_buyer: np.ndarray,
+    agreed: np.ndarray,
+    q: np.ndarray,
+    p: np.ndarray,
+    market: np.ndarray,
+    n_lines: np.ndarray,
+) -> np.ndarray:
+    """Reward of a decision for AWR: the outcome of its thread.
+
+    r = (q / n_lines) · (1 + w · s · (market − p) / market) for an agreement (s = +1 buying,
+    −1 selling), 0 when the thread fails. Why: a std factory earns by turning inputs into sold
+    output, so volume agreed is what an expert negotiates for (failing costs shortfall
+    penalties and idle lines), and among agreements a better price relative to the trading
+    price is better. The reward is known only after the thread ends, so it is a label, never
+    an input.
+    """
+    sign = np.where(is_buyer, 1.0, -1.0)
+    r = (q / np.maximum(n_lines, 1e-9)) * (
+        1.0 + REWARD_PRICE_WEIGHT * sign * (market - p) / np.maximum(market, 1e-9)
+    )
+    return np.where(agreed, r, 0.0)
 
 
 def _history(
@@ -126,7 +154,18 @@ def build_micro(tables: PartitionTables) -> pl.DataFrame:
         tables.decisions, tables.day_states, tables.contracts, tables.negotiations
     )
     neg = tables.negotiations.select(
-        "world_id", "agent_id", "negotiation_id", "q_min", "q_max", "t_min", "t_max", "p_min", "p_max"
+        "world_id",
+        "agent_id",
+        "negotiation_id",
+        "q_min",
+        "q_max",
+        "t_min",
+        "t_max",
+        "p_min",
+        "p_max",
+        "status",
+        "agreement_q",
+        "agreement_p",
     )
     dec = dec.join(neg, on=["world_id", "agent_id", "negotiation_id"], how="left", maintain_order="left")
     threads = Threads(
@@ -188,6 +227,14 @@ def build_micro(tables: PartitionTables) -> pl.DataFrame:
             "res_q": np.where(has_counter, sent_q - base.q, 0.0),
             "res_p": np.where(has_counter, sent_p - base.p, 0.0),
             "delta_label": np.where(has_counter, np.nan_to_num(sent_delta, nan=-1), -1).astype(np.int32),
+            "reward": thread_reward(
+                threads.is_buyer,
+                (dec["status"] == "agreement").fill_null(False).to_numpy(),
+                dec["agreement_q"].cast(pl.Float64).fill_null(0.0).to_numpy(),
+                dec["agreement_p"].cast(pl.Float64).fill_null(0.0).to_numpy(),
+                market,
+                obs.n_lines,
+            ),
             "goal": np.zeros((dec.height, GOAL_DIM), dtype=np.float32),
         }
     )

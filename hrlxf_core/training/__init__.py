@@ -1,0 +1,1 @@
+"""Training: world-level splits, prepared-array caches, the fit loop, checkpoints, lineage."""
