@@ -47,28 +47,52 @@ def run_demo(partition: str, profile: str, log=print) -> int:
     log(
         f"hrlxf demo: DAGSTER_HOME={os.environ['DAGSTER_HOME']} HRLXF_DATA_DIR={os.environ['HRLXF_DATA_DIR']}"
     )
-    graph = ["tournament_logs", "macro_samples", "micro_samples"]
-    log(f"hrlxf demo: materializing {', '.join(graph)} [{partition}] at the '{profile}' profile")
-    result = dg.materialize(
-        [defs.get_assets_def(a) for a in graph],
-        instance=instance,
-        partition_key=partition,
-        resources={"data_store": defs.resources["data_store"]},
-        run_config={"ops": {"tournament_logs": {"config": {"profile": profile}}}},
-        raise_on_error=False,
+    # The graph mixes partitioned and unpartitioned assets, so it runs as steps in the seed's
+    # order: each step is one Dagster run on the same instance (all visible in the UI).
+    steps: list[tuple[list[str], str | None, dict]] = [
+        (["tournament_logs", "macro_samples", "micro_samples"], partition,
+         {"tournament_logs": {"config": {"profile": profile}}}),
+        (["l2_model"], None, {}),
+        (["micro_samples_goal_hat"], partition, {}),
+        (["l3_model"], None, {}),
+        (["l4_distill_set"], partition, {}),
+        (["l4_model"], None, {}),
+    ]  # fmt: skip
+    keys = (
+        "worlds_ok",
+        "worlds_failed",
+        "worlds_timed_out",
+        "rows",
+        "mae_vs_train_mean",
+        "checkpoint_path",
+        "path",
     )
-    status = "succeeded" if result.success else "FAILED"
-    log(f"hrlxf demo: run {result.run_id} {status} in {time.perf_counter() - t0:.0f}s")
-    for asset in graph:
-        for mat in result.asset_materializations_for_node(asset):
-            md = mat.metadata
-            keys = ("worlds_ok", "worlds_failed", "worlds_timed_out", "rows", "path")
-            log(f"  {asset}: " + ", ".join(f"{k}={md[k].value}" for k in keys if k in md))
-    for check in result.get_asset_check_evaluations():
+    for assets, key, ops in steps:
         log(
-            f"  check {check.asset_key.to_user_string()}:{check.check_name} {'passed' if check.passed else 'FAILED'}"
+            f"hrlxf demo: materializing {', '.join(assets)}"
+            + (f" [{key}]" if key else "")
+            + f" ({profile} profile)"
         )
-    return 0 if result.success else 1
+        result = dg.materialize(
+            [defs.get_assets_def(a) for a in assets],
+            instance=instance,
+            partition_key=key,
+            resources={"data_store": defs.resources["data_store"]},
+            run_config={"ops": ops},
+            raise_on_error=False,
+        )
+        for asset in assets:
+            for mat in result.asset_materializations_for_node(asset):
+                md = mat.metadata
+                log(f"  {asset}: " + ", ".join(f"{k}={md[k].value}" for k in keys if k in md))
+        for check in result.get_asset_check_evaluations():
+            state = "passed" if check.passed else "FAILED"
+            log(f"  check {check.asset_key.to_user_string()}:{check.check_name} {state}")
+        if not result.success:
+            log(f"hrlxf demo: run {result.run_id} FAILED after {time.perf_counter() - t0:.0f}s")
+            return 1
+    log(f"hrlxf demo: the whole asset graph materialized in {time.perf_counter() - t0:.0f}s")
+    return 0
 
 
 def run_ui(host: str, port: int) -> int:

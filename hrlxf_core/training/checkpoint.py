@@ -9,17 +9,23 @@ is a clear error naming the file and the mismatch, never a silently wrong model.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hrlxf_core import constants, labels, normalization
-from hrlxf_core.datasets import micro
 from hrlxf_core.io import atomic_write
-from hrlxf_core.l4_features import N_GLOBAL, N_THREAD
-from hrlxf_core.state import N_STATIC, N_TEMPORAL
+from hrlxf_core.models.common import config_from_dict
+from hrlxf_core.models.schema import jsonable, schema_diff, schema_hash
+
+__all__ = [
+    "schema_hash",
+    "feature_schema",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_model",
+    "CheckpointError",
+]
 
 CHECKPOINT_FORMAT = 1
 
@@ -29,48 +35,17 @@ class CheckpointError(ValueError):
 
 
 def feature_schema(kind: str) -> dict[str, Any]:
-    """The input/label layout a model of ``kind`` (l2 / l3 / l4) was trained on."""
-    common = {
-        "kind": kind,
-        "H": constants.H,
-        "normalizers": {k: getattr(normalization, k) for k in dir(normalization) if k.isupper()},
-    }
+    """The input/label layout a model of ``kind`` (l2 / l3 / l4) is built for: the model's own
+    ``schema()`` (dims, feature names, normalisers, label constants) plus its kind."""
     if kind == "l2":
-        return {
-            **common,
-            "n_static": N_STATIC,
-            "n_temporal": N_TEMPORAL,
-            "n_role": 2,
-            "goal_dim": labels.GOAL_DIM,
-            "bucket_edges": [list(e) for e in labels.BUCKET_EDGES],
-            "quantity_label_max": labels.QUANTITY_LABEL_MAX,
-            "price_ratio_range": list(labels.PRICE_RATIO_RANGE),
-        }
-    if kind == "l3":
-        from hrlxf_core.models.l3_inputs import L3_CONTEXT_NAMES
-
-        return {
-            **common,
-            "hist_len": micro.HIST_LEN,
-            "hist_features": micro.HIST_FEATURES,
-            "context": list(L3_CONTEXT_NAMES),
-            "ops": list(micro.OP_NAMES),
-            "goal_dim": labels.GOAL_DIM,
-        }
-    if kind == "l4":
-        from hrlxf_core.l4_features import THREAD_FEATURE_NAMES
-
-        return {
-            **common,
-            "thread_features": list(THREAD_FEATURE_NAMES),
-            "n_thread": N_THREAD,
-            "n_global": N_GLOBAL,
-        }
-    raise ValueError(f"unknown model kind {kind!r}")
-
-
-def schema_hash(schema: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(schema, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        from hrlxf_core.models.l2 import l2_schema as schema_fn
+    elif kind == "l3":
+        from hrlxf_core.models.l3 import l3_schema as schema_fn
+    elif kind == "l4":
+        from hrlxf_core.models.l4 import l4_schema as schema_fn
+    else:
+        raise ValueError(f"unknown model kind {kind!r}")
+    return jsonable({"kind": kind, **schema_fn()})
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> str:
@@ -103,15 +78,29 @@ def load_checkpoint(path: Path, kind: str) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: field 'format' is {ckpt['format']}, this code reads {CHECKPOINT_FORMAT}"
         )
-    want = feature_schema(kind)
     got = ckpt["schema"]
     if got.get("kind") != kind:
-        raise CheckpointError(f"{path}: field 'schema.kind' is {got.get('kind')!r}, expected {kind!r}")
-    diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+        raise CheckpointError(
+            f"{path}: field 'schema.kind' is {got.get('kind')!r}, expected a {kind!r} checkpoint"
+        )
+    diff = schema_diff(got, feature_schema(kind))
     if diff:
-        detail = "; ".join(f"{k}: checkpoint {got.get(k)!r} vs code {want.get(k)!r}" for k in diff[:4])
-        raise CheckpointError(f"{path}: feature schema differs from the code ({detail})")
+        raise CheckpointError(f"{path}: feature schema differs from the code ({'; '.join(diff[:4])})")
     return ckpt
+
+
+def load_model(
+    path: Path, kind: str, model_cls: type, config_cls: type, device: str = "cpu"
+) -> tuple[Any, dict[str, Any]]:
+    """Checked checkpoint -> model in eval mode on ``device`` (and the checkpoint dict)."""
+    ckpt = load_checkpoint(path, kind)
+    try:
+        config = config_from_dict(config_cls, ckpt["config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: field 'config' does not fit {config_cls.__name__} ({exc})") from exc
+    model = model_cls(config)
+    load_state_strict(model, ckpt["state_dict"], path)
+    return model.to(device).eval(), ckpt
 
 
 def load_state_strict(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], path: Path) -> None:
