@@ -1,0 +1,232 @@
+"""Training: exact resume, configured lr on resume, prepared-data reuse, and the five model-side
+assets end to end on a tiny real collection."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+import torch
+
+from hrlxf_assets.collect import tournament_logs
+from hrlxf_assets.datasets import macro_samples, micro_samples
+from hrlxf_assets.models import l2_model, l3_model, l4_distill_set, l4_model, micro_samples_goal_hat
+from hrlxf_assets.partitions import COLLECTION_RUNS
+from hrlxf_assets.resources import DataStore
+from hrlxf_core.models.l2 import L2Config, L2Net
+from hrlxf_core.training.checkpoint import file_sha256, load_checkpoint
+from hrlxf_core.training.l2_train import _l2_loss
+from hrlxf_core.training.loop import TrainConfig, fit, lr_factor
+from hrlxf_core.training.prepare import prepared
+
+
+def _tiny_macro(n: int = 96, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x_static = rng.normal(size=(n, 12)).astype(np.float32)
+    goal = np.abs(rng.normal(size=(n, 16))).astype(np.float32)
+    goal[:, 1::2] = 1.0 + 0.1 * np.tanh(x_static[:, :8])
+    return {
+        "x_static": x_static,
+        "x_temporal": rng.normal(size=(n, 41, 10)).astype(np.float32),
+        "x_role": np.ones((n, 2), np.float32),
+        "goal": goal,
+        "goal_mask": np.ones((n, 16), np.float32),
+    }
+
+
+def test_resume_equals_uninterrupted_training(tmp_path: Path) -> None:
+    data, val = _tiny_macro(96, 0), _tiny_macro(32, 1)
+    cfg = TrainConfig(max_epochs=4, batch_size=16, patience=10, lr=3e-3, seed=7)
+    mcfg = L2Config(conv_channels=8, static_hidden=16, fused_hidden=16)
+    torch.manual_seed(0)
+    a = L2Net(mcfg)
+    fit(a, data, val, _l2_loss, cfg, tmp_path / "a", "l2", asdict(mcfg), log=lambda _: None)
+    last_a = load_checkpoint(tmp_path / "a" / "last.pt", "l2")["state_dict"]
+
+    torch.manual_seed(0)
+    b = L2Net(mcfg)
+    fit(
+        b,
+        data,
+        val,
+        _l2_loss,
+        cfg,
+        tmp_path / "b",
+        "l2",
+        asdict(mcfg),
+        log=lambda _: None,
+        stop_after_epochs=2,
+    )
+    torch.manual_seed(123)  # a different process state: resume must not depend on it
+    b2 = L2Net(mcfg)
+    res = fit(b2, data, val, _l2_loss, cfg, tmp_path / "b", "l2", asdict(mcfg), log=lambda _: None)
+    assert res.resumed_from_epoch == 2
+    last_b = load_checkpoint(tmp_path / "b" / "last.pt", "l2")["state_dict"]
+    for k in last_a:
+        torch.testing.assert_close(last_a[k], last_b[k], atol=1e-6, rtol=1e-5)
+
+
+def test_resume_applies_the_configured_learning_rate(tmp_path: Path) -> None:
+    data, val = _tiny_macro(64, 0), _tiny_macro(16, 1)
+    mcfg = L2Config(conv_channels=8, static_hidden=16, fused_hidden=16)
+    cfg = TrainConfig(max_epochs=4, batch_size=32, lr=1e-3, seed=1, warmup_epochs=0)
+    fit(
+        L2Net(mcfg),
+        data,
+        val,
+        _l2_loss,
+        cfg,
+        tmp_path,
+        "l2",
+        asdict(mcfg),
+        log=lambda _: None,
+        stop_after_epochs=2,
+    )
+    new = TrainConfig(max_epochs=4, batch_size=32, lr=5e-4, seed=1, warmup_epochs=0)
+    res = fit(
+        L2Net(mcfg),
+        data,
+        val,
+        _l2_loss,
+        new,
+        tmp_path,
+        "l2",
+        asdict(mcfg),
+        log=lambda _: None,
+        stop_after_epochs=1,
+    )
+    assert res.history[-1]["epoch"] == 2
+    assert res.history[-1]["lr"] == pytest.approx(5e-4 * lr_factor(2, new))
+
+
+def test_prepared_arrays_are_not_rebuilt(tmp_path: Path) -> None:
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"x" * 100)
+    calls = []
+
+    def build(files):
+        calls.append(files)
+        return {"x": np.arange(10, dtype=np.float32)}
+
+    a, d1, reused1 = prepared("k", [src], "h", tmp_path / "cache", build)
+    b, d2, reused2 = prepared("k", [src], "h", tmp_path / "cache", build)
+    assert (reused1, reused2) == (False, True) and len(calls) == 1 and d1 == d2
+    assert isinstance(b["x"], np.memmap) and np.array_equal(a["x"], b["x"])
+    src.write_bytes(b"y" * 100)  # new data: a new entry
+    _, d3, reused3 = prepared("k", [src], "h", tmp_path / "cache", build)
+    assert not reused3 and d3 != d1
+
+
+EXPERTS = ["PenguinAgent", "AS0", "UltraSuperMiracleSoraFinalAgentZ"]
+SMALL_TRAIN = {"max_epochs": 2, "patience": 2, "batch_size": 256}
+
+
+def _logs_cfg(n_worlds: int, seed: int) -> dict:
+    return {
+        "config": {
+            "roster": EXPERTS,
+            "n_worlds": n_worlds,
+            "n_steps_min": 8,
+            "n_steps_max": 9,
+            "competitors_per_world": 3,
+            "workers": 2,
+            "seed": seed,
+        }
+    }
+
+
+@pytest.fixture(scope="module")
+def trained_graph(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("graph")
+    store = DataStore(data_dir=str(tmp / "data"))
+    ds_cfg = {"config": {"experts": EXPERTS}}
+    results = {}
+    with dg.instance_for_test(temp_dir=str(tmp)) as instance:
+        instance.add_dynamic_partitions(COLLECTION_RUNS, ["pa", "pb"])
+        for p, n, seed in (("pa", 3, 1), ("pb", 1, 2)):
+            r = dg.materialize(
+                [tournament_logs, macro_samples, micro_samples],
+                instance=instance,
+                partition_key=p,
+                resources={"data_store": store},
+                run_config={
+                    "ops": {
+                        "tournament_logs": _logs_cfg(n, seed),
+                        "macro_samples": ds_cfg,
+                        "micro_samples": ds_cfg,
+                    }
+                },
+            )
+            assert r.success
+        steps = [
+            ([l2_model], None, {"l2_model": {"config": SMALL_TRAIN}}),
+            ([micro_samples_goal_hat], "pa", {}),
+            ([micro_samples_goal_hat], "pb", {}),
+            ([l3_model], None, {"l3_model": {"config": {**SMALL_TRAIN, "awr_epochs": 1}}}),
+            ([l4_distill_set], "pa", {"l4_distill_set": ds_cfg}),
+            ([l4_distill_set], "pb", {"l4_distill_set": ds_cfg}),
+            ([l4_model], None, {"l4_model": {"config": SMALL_TRAIN}}),
+        ]
+        for assets, key, ops in steps:
+            r = dg.materialize(
+                assets,
+                instance=instance,
+                partition_key=key,
+                resources={"data_store": store},
+                run_config={"ops": ops},
+            )
+            assert r.success, assets
+            results.setdefault(assets[0].key.to_user_string(), []).append(r)
+        yield tmp / "data", results
+
+
+@pytest.mark.parametrize("asset", ["l2_model", "l3_model", "l4_model"])
+def test_model_assets_record_lineage_and_pass_checks(trained_graph, asset: str) -> None:
+    data, results = trained_graph
+    (r,) = results[asset]
+    (mat,) = r.asset_materializations_for_node(asset)
+    md = {k: v.value for k, v in mat.metadata.items()}
+    path = Path(md["checkpoint_path"])
+    assert path.exists() and md["checkpoint_sha256"] == file_sha256(path)
+    assert md["source_partitions"] == ["pa", "pb"]  # all materialized partitions, as a list
+    assert md["training_curve"].startswith("![")
+    ck = load_checkpoint(path, asset[:2])
+    assert ck["lineage"]["source_partitions"] == ["pa", "pb"]
+    assert set(ck["lineage"]["source_sha256"]) == {"pa", "pb"}
+    assert ck["lineage"]["git_commit"] and ck["lineage"]["code_version"]
+    checks = {c.check_name: c.passed for c in r.get_asset_check_evaluations()}
+    assert checks["weights_finite"] and checks["reload_reproduces_metrics"]
+    current = json.loads((data / asset / "current.json").read_text())
+    assert Path(current["path"]) == path
+    if asset == "l3_model":
+        assert ck["lineage"]["l2_checkpoint"] == str(
+            Path(json.loads((data / "l2_model" / "current.json").read_text())["path"])
+        )
+        assert {
+            "op_accuracy",
+            "op_accuracy_majority",
+            "residual_mae_q",
+            "residual_mae_q_zero",
+            "delta_accuracy",
+            "delta_accuracy_baseline",
+        } <= set(ck["metrics"])
+    if asset == "l2_model":
+        assert "per_dim" in ck["metrics"] and ck["metrics"]["mae_train_mean"] > 0
+
+
+def test_goal_hat_backfill_uses_the_trained_l2(trained_graph) -> None:
+    import polars as pl
+
+    data, _ = trained_graph
+    gh = pl.read_parquet(data / "micro_samples_goal_hat" / "pa" / "micro_goal_hat.parquet")
+    micro = pl.read_parquet(data / "micro_samples" / "pa" / "micro.parquet")
+    assert gh.height == micro.height
+    goal = np.stack(gh["goal"].to_numpy())
+    assert np.isfinite(goal).all() and np.abs(goal).sum() > 0  # not the placeholder zeros
+    l4 = pl.read_parquet(data / "l4_distill_set" / "pa" / "l4_distill.parquet")
+    sums = l4.group_by("set_id").agg(pl.col("teacher_alpha").sum())["teacher_alpha"].to_numpy()
+    np.testing.assert_allclose(sums, 1.0, atol=1e-5)
