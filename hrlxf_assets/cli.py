@@ -95,6 +95,30 @@ def run_demo(partition: str, profile: str, log=print) -> int:
     return 0
 
 
+def run_collect(partition: str, profile: str, n_worlds: int | None, workers: int | None, log=print) -> int:
+    """Collect (or resume) one partition and parse it: tournament_logs + macro/micro samples."""
+    import dagster as dg
+
+    from hrlxf_assets.definitions import defs
+    from hrlxf_assets.partitions import COLLECTION_RUNS
+
+    instance = dg.DagsterInstance.get()
+    if not instance.has_dynamic_partition(COLLECTION_RUNS, partition):
+        instance.add_dynamic_partitions(COLLECTION_RUNS, [partition])
+    overrides = {k: v for k, v in {"n_worlds": n_worlds, "workers": workers}.items() if v is not None}
+    assets = ["tournament_logs", "macro_samples", "micro_samples"]
+    result = dg.materialize(
+        [defs.get_assets_def(a) for a in assets],
+        instance=instance,
+        partition_key=partition,
+        resources={"data_store": defs.resources["data_store"]},
+        run_config={"ops": {"tournament_logs": {"config": {"profile": profile, **overrides}}}},
+        raise_on_error=False,
+    )
+    log(f"hrlxf collect: {partition} {'succeeded' if result.success else 'FAILED'} (run {result.run_id})")
+    return 0 if result.success else 1
+
+
 def run_ui(host: str, port: int) -> int:
     cmd = [
         sys.executable,
@@ -120,16 +144,23 @@ def main(argv: list[str] | None = None) -> int:
         "--partition", default="smoke-demo", help="collection_runs partition key (reused: resumes)"
     )
     demo.add_argument("--profile", default="smoke", help="collection profile (smoke or full)")
+    col = sub.add_parser("collect", help="collect (or resume) one collection_runs partition and parse it")
+    col.add_argument("partition", help="partition key (rerun the same key to resume)")
+    col.add_argument("--profile", default="full", help="collection profile (smoke or full)")
+    col.add_argument("--n-worlds", type=int, default=None)
+    col.add_argument("--workers", type=int, default=None)
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on the project's instance")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
-    for p in (demo, ui):
+    for p in (demo, col, ui):
         p.add_argument("--dagster-home", default=None, help="instance folder (default: ./.dagster_home)")
         p.add_argument("--data-dir", default=None, help="data folder (default: $HRLXF_DATA_DIR or ./data)")
     args = parser.parse_args(argv)
     prepare_instance_env(args.dagster_home, args.data_dir)
     if args.command == "demo":
         return run_demo(args.partition, args.profile)
+    if args.command == "collect":
+        return run_collect(args.partition, args.profile, args.n_worlds, args.workers)
     return run_ui(args.host, args.port)
 
 
