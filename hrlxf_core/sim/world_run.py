@@ -101,8 +101,12 @@ def build_world(spec: WorldSpec, log_dir: Path, tracked: bool = True) -> Any:
     for path, comp in zip(spec.agent_paths, spec.competitor, strict=True):
         cls = load_class(path)
         types.append(tracked_class(cls) if (tracked and comp) else cls)
+    params = None
+    if spec.agent_params is not None:
+        params = [{"controller_params": dict(p)} if p else {} for p in spec.agent_params]
     cfg = SCML2024StdWorld.generate(
         agent_types=types,
+        agent_params=params,
         agent_processes=list(spec.agent_levels),
         n_processes=spec.n_processes,  # must match agent_processes or generation re-samples
         n_steps=spec.n_steps,

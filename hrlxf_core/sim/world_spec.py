@@ -40,6 +40,10 @@ class WorldSpec:
     agent_levels: tuple[int, ...]  # production level (process) of each slot
     competitor: tuple[bool, ...]  # True for roster agents (tracked), False for fillers
     world_params: dict[str, Any] = field(default_factory=lambda: dict(ANAC_STD_WORLD_PARAMS))
+    #: Constructor keyword arguments of each slot's agent (e.g. LitaAgentHRL's mode), or None.
+    agent_params: tuple[dict[str, Any], ...] | None = None
+    #: Contender name of each slot (evaluation), or None.
+    agent_labels: tuple[str, ...] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -47,8 +51,9 @@ class WorldSpec:
     @staticmethod
     def from_json(text: str) -> WorldSpec:
         d = json.loads(text)
-        for k in ("agent_paths", "agent_levels", "competitor"):
-            d[k] = tuple(d[k])
+        for k in ("agent_paths", "agent_levels", "competitor", "agent_params", "agent_labels"):
+            if d.get(k) is not None:
+                d[k] = tuple(d[k])
         return WorldSpec(**d)
 
 

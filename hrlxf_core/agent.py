@@ -1,0 +1,404 @@
+"""LitaAgentHRL (HRL-XF): L1 safety + L2 daily goal + L3 residual negotiator + L4 coordinator.
+
+A ``StdSyncAgent``: every round, the whole batch of live threads is planned at once
+(``first_proposals`` / ``counter_all``), so the result does not depend on the order in which
+the world presents threads. Per round:
+
+1. observation → state (the same functions as the offline pipeline) and L1 limits/baselines;
+2. L4 gives α over the threads; threads are ordered by α (ties by partner id);
+3. in that order, L3 gives op / residual / δ for each thread, and
+   ``a_final = clip(baseline + residual, mask)`` is taken against the budget and safe quantities
+   left by the threads before it, which are then reserved (dynamic reservation);
+4. an exception inside a layer gives that thread the L1 action and is counted; a world never
+   crashes because of a layer.
+
+Counters (``hrlxf_stats()``): decisions, actions clip changed, fallbacks, realised safety
+violations (agreements that pushed a limit below zero that was not below zero before: must stay
+0), and decision latency.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from negmas import ResponseType, SAOResponse
+from scml.std import StdSyncAgent
+
+from hrlxf_core.agent_layers import make_stack
+from hrlxf_core.datasets.micro import HIST_FEATURES, HIST_LEN, OP_ACCEPT, OP_OFFER
+from hrlxf_core.l1_safety import (
+    Threads,
+    baseline,
+    clip_action,
+    l1_limits,
+    market_price,
+    reserve,
+    role_safe,
+    time_mask,
+)
+from hrlxf_core.l4_features import global_features, thread_features
+from hrlxf_core.models.l3_inputs import residual_to_offer
+from hrlxf_core.normalization import INVENTORY_DAYS_NORM
+from hrlxf_core.online import TableOffer, live_observation, thread_from_nmi
+from hrlxf_core.state import Observation, x_role_thread, x_static
+
+
+@dataclass
+class ThreadInput:
+    """One live thread of a round."""
+
+    nid: str
+    nmi: Any
+    offer: tuple[int, int, float] | None  # the partner's offer being answered (q, t, p)
+    round: int
+    relative_time: float
+
+
+@dataclass
+class Planned:
+    response: str  # ACCEPT / OFFER / END
+    offer: tuple[int, int, int] | None
+    clip_changed: bool = False
+    fallback: bool = False
+
+
+@dataclass
+class AgentStats:
+    decisions: int = 0
+    rounds: int = 0
+    clip_changed: int = 0
+    fallbacks: int = 0
+    violations: int = 0
+    agreements: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
+        return {
+            "decisions": self.decisions,
+            "rounds": self.rounds,
+            "clip_changed": self.clip_changed,
+            "fallbacks": self.fallbacks,
+            "violations": self.violations,
+            "agreements": self.agreements,
+            "latency_p50_ms": float(np.percentile(lat, 50)),
+            "latency_p99_ms": float(np.percentile(lat, 99)),
+            "first_error": self.errors[0] if self.errors else "",
+        }
+
+
+def history_features(
+    entries: list[tuple[float, float, float, float]], n_lines: float, market: float, day: int
+) -> tuple[np.ndarray, int]:
+    """(HIST_LEN*4,) right-aligned history (newest last) in the layout of the micro samples."""
+    hist = np.zeros((HIST_LEN, HIST_FEATURES))
+    last = entries[-HIST_LEN:]
+    for i, (q, t, p, who) in enumerate(last):
+        row = HIST_LEN - len(last) + i
+        hist[row] = (q / max(n_lines, 1e-9), (t - day) / INVENTORY_DAYS_NORM, p / max(market, 1e-9), who)
+    return hist.reshape(-1), len(last)
+
+
+def plan_round(
+    stack: Any,
+    obs: Observation,
+    goal: np.ndarray,
+    my_id: str,
+    inputs: list[ThreadInput],
+    ledger: dict[str, list[tuple[float, float, float, float]]],
+) -> dict[str, Planned]:
+    """Plan every live thread of a round at once (order-free; see the module doc)."""
+    t = len(inputs)
+    day = int(obs.day[0])
+    inputs = sorted(inputs, key=lambda x: x.nid)  # presentation order never matters
+    threads = [thread_from_nmi(x.nmi, my_id) for x in inputs]
+    th = Threads(**{k: np.concatenate([getattr(x, k) for x in threads]) for k in threads[0].__dict__})
+    rows = obs.take(np.zeros(t, dtype=np.int64))
+    limits = l1_limits(rows)
+    mask = time_mask(rows, limits, th)
+    base = baseline(rows, limits, th, mask)
+    market = market_price(rows, th.is_buyer)
+    has = np.array([x.offer is not None for x in inputs])
+    recv = np.array(
+        [x.offer if x.offer is not None else (np.nan, np.nan, np.nan) for x in inputs], dtype=np.float64
+    )
+    hist = [
+        history_features(ledger.get(x.nid, []), float(obs.n_lines[0]), float(m), day)
+        for x, m in zip(inputs, market, strict=True)
+    ]
+    goal_rows = np.repeat(np.asarray(goal, np.float64).reshape(1, -1), t, axis=0)
+    cols = {
+        "has_offer": has,
+        "recv_q": np.nan_to_num(recv[:, 0]),
+        "recv_delta": np.nan_to_num(recv[:, 1] - day),
+        "recv_p": np.nan_to_num(recv[:, 2]),
+        "x_role": x_role_thread(th.is_buyer),
+        "x_static": x_static(rows),
+        "relative_time": np.array([x.relative_time for x in inputs]),
+        "round": np.array([x.round for x in inputs], dtype=np.float64),
+        "n_lines": rows.n_lines,
+        "market_price": market,
+        "base_q": base.q,
+        "base_delta": base.delta,
+        "base_p": base.p,
+        "base_feasible": base.feasible,
+        "q_safe": role_safe(limits, th.is_buyer),
+        "b_free": limits.b_free,
+        "time_mask": mask,
+        "goal": goal_rows,
+        "hist": np.stack([h for h, _ in hist]),
+        "hist_len": np.array([n for _, n in hist]),
+    }
+    # is the partner's offer safe as it stands (clip would not change it)?
+    offer_clip = clip_action(rows, limits, th, cols["recv_q"], cols["recv_delta"], cols["recv_p"], mask)
+    offer_safe = (
+        has
+        & offer_clip.feasible
+        & (offer_clip.q == cols["recv_q"])
+        & (offer_clip.delta == cols["recv_delta"])
+        & (offer_clip.p == cols["recv_p"])
+    )
+    l1 = make_stack("l1")
+    fallback = np.zeros(t, bool)
+    try:
+        feats = thread_features(
+            rows,
+            limits,
+            th,
+            base,
+            cols["round"],
+            cols["relative_time"],
+            recv[:, 0],
+            recv[:, 1] - day,
+            recv[:, 2],
+            goal_rows,
+        )
+        n_buy = int(th.is_buyer.sum())
+        glob = global_features(
+            obs, np.array([n_buy]), np.array([t - n_buy]), np.asarray(goal).reshape(1, -1)
+        )[0]
+        alpha = np.asarray(stack.alpha(feats, glob), np.float64)
+        if alpha.shape != (t,) or not np.isfinite(alpha).all():
+            raise ValueError(f"L4 returned alpha of shape {alpha.shape} / non-finite")
+    except Exception:
+        alpha = l1.alpha(np.zeros((t, 1)), np.zeros(1))
+        fallback[:] = True
+    try:
+        op, residual, delta = stack.decide(cols, offer_safe)
+        if op.shape != (t,) or residual.shape != (t, 2) or not np.isfinite(residual).all():
+            raise ValueError("L3 returned outputs of the wrong shape / non-finite")
+    except Exception:
+        op, residual, delta = l1.decide(cols, offer_safe)
+        fallback[:] = True
+    q_prop, p_prop = residual_to_offer(residual, base.q, base.p, rows.n_lines, market)
+    order = sorted(range(t), key=lambda k: (-round(float(alpha[k]), 12), inputs[k].nid))
+    work = obs.copy()  # reservations accumulate here; features above used the unreserved state
+    out: dict[str, Planned] = {}
+    for k in order:
+        th_k = th.take(np.array([k]))
+        lim_k = l1_limits(work)
+        mask_k = time_mask(work, lim_k, th_k)
+        buyer = bool(th.is_buyer[k])
+        if op[k] == OP_ACCEPT and has[k]:
+            c = clip_action(
+                work, lim_k, th_k, recv[k : k + 1, 0], recv[k : k + 1, 1] - day, recv[k : k + 1, 2], mask_k
+            )
+            if (
+                c.feasible[0]
+                and c.q[0] == recv[k, 0]
+                and c.delta[0] == recv[k, 1] - day
+                and c.p[0] == recv[k, 2]
+            ):
+                reserve(work, 0, buyer, float(recv[k, 0]), int(recv[k, 1] - day), float(recv[k, 2]))
+                out[inputs[k].nid] = Planned("ACCEPT", None, fallback=bool(fallback[k]))
+                continue
+            op_k = OP_OFFER  # the offer is no longer safe after the reservations before it
+        else:
+            op_k = int(op[k])
+        if op_k != OP_OFFER:
+            out[inputs[k].nid] = Planned("END", None, fallback=bool(fallback[k]))
+            continue
+        a = clip_action(work, lim_k, th_k, q_prop[k : k + 1], delta[k : k + 1], p_prop[k : k + 1], mask_k)
+        if not a.feasible[0]:
+            out[inputs[k].nid] = Planned("END", None, fallback=bool(fallback[k]))
+            continue
+        changed = bool(
+            abs(a.q[0] - q_prop[k]) > 0.5 or a.delta[0] != delta[k] or abs(a.p[0] - p_prop[k]) > 0.5
+        )
+        reserve(work, 0, buyer, float(a.q[0]), int(a.delta[0]), float(a.p[0]))
+        out[inputs[k].nid] = Planned(
+            "OFFER", (int(a.q[0]), day + int(a.delta[0]), int(a.p[0])), changed, bool(fallback[k])
+        )
+    return out
+
+
+class LitaAgentHRL(StdSyncAgent):
+    """HRL-XF negotiating agent. ``mode``: ``l1`` (residual 0), ``heuristic`` or ``neural``
+    (checkpoints by path, or ``checkpoints_dir`` = an hrlxf data directory)."""
+
+    def __init__(
+        self,
+        *args: Any,
+        mode: str = "heuristic",
+        l2_path: str | None = None,
+        l3_path: str | None = None,
+        l4_path: str | None = None,
+        checkpoints_dir: str | None = None,
+        device: str = "cpu",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.mode = mode
+        self.stack = make_stack(
+            mode, l2_path, l3_path, l4_path, checkpoints_dir, device
+        )  # fails here, not mid-world
+        self.stats = AgentStats()
+        self._initial_balance = 0.0
+        self._goal = np.zeros(16)
+        self._ledger: dict[str, list[tuple[float, float, float, float]]] = {}
+        self._table: dict[str, TableOffer] = {}
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def init(self) -> None:
+        self._initial_balance = float(self.awi.current_balance)
+        super().init()
+
+    def before_step(self) -> None:
+        self._ledger, self._table = {}, {}
+        try:
+            obs = live_observation(self.awi, self._initial_balance)
+            self._goal = np.asarray(self.stack.goal(obs), np.float64).reshape(-1)
+            if self._goal.shape != (16,) or not np.isfinite(self._goal).all():
+                raise ValueError("L2 goal of the wrong shape / non-finite")
+        except Exception as exc:
+            self._goal = np.zeros(16)
+            self.stats.fallbacks += 1
+            self.stats.errors.append(f"L2: {type(exc).__name__}: {exc}")
+        super().before_step()
+
+    def hrlxf_stats(self) -> dict[str, Any]:
+        return {"mode": self.mode, **self.stats.summary()}
+
+    # -- planning ----------------------------------------------------------------------------------
+    def _plan(self, offers: dict[str, Any], states: dict[str, Any], nids: list[str]) -> dict[str, Planned]:
+        t0 = time.perf_counter()
+        inputs = []
+        for nid in nids:
+            neg = self.negotiators.get(nid)
+            nmi = neg[0].nmi if neg is not None else None
+            if nmi is None:  # not started yet: nothing to plan for it this round
+                continue
+            st = states.get(nid) or nmi.state
+            o = offers.get(nid)
+            inputs.append(
+                ThreadInput(
+                    nid, nmi, tuple(o) if o is not None else None, int(st.step), float(st.relative_time)
+                )
+            )
+        for x in inputs:
+            if x.offer is not None:
+                self._ledger.setdefault(x.nid, []).append(
+                    (float(x.offer[0]), float(x.offer[1]), float(x.offer[2]), 0.0)
+                )
+        if not inputs:
+            return {}
+        obs = live_observation(self.awi, self._initial_balance, self._table.values())
+        try:
+            plan = plan_round(self.stack, obs, self._goal, self.awi.agent.id, inputs, self._ledger)
+        except Exception as exc:  # last resort: the L1 stack, which must not fail
+            self.stats.errors.append(f"plan: {type(exc).__name__}: {exc}")
+            plan = plan_round(make_stack("l1"), obs, np.zeros(16), self.awi.agent.id, inputs, self._ledger)
+            for p in plan.values():
+                p.fallback = True
+        for x in inputs:
+            if x.offer is not None:
+                self._table[x.nid] = TableOffer(
+                    x.nmi.annotation.get("buyer") == self.awi.agent.id,
+                    int(x.offer[1]) - self.awi.current_step,
+                    float(x.offer[0]),
+                    float(x.offer[2]),
+                )
+        for nid, p in plan.items():
+            if p.offer is not None:
+                self._ledger.setdefault(nid, []).append(
+                    (float(p.offer[0]), float(p.offer[1]), float(p.offer[2]), 1.0)
+                )
+        self.stats.rounds += 1
+        self.stats.decisions += len(plan)
+        self.stats.clip_changed += sum(p.clip_changed for p in plan.values())
+        self.stats.fallbacks += sum(p.fallback for p in plan.values())
+        self.stats.latency_ms.append((time.perf_counter() - t0) * 1000.0)
+        return plan
+
+    def first_proposals(self) -> dict[str, Any]:
+        nids = list(self.negotiators.keys())
+        if not nids:
+            return {}
+        plan = self._plan({}, {}, nids)
+        return {nid: (p.offer if p.response == "OFFER" else None) for nid, p in plan.items()}
+
+    def counter_all(self, offers: dict[str, Any], states: dict[str, Any]) -> dict[str, SAOResponse]:
+        if not offers:
+            return {}
+        plan = self._plan(offers, states, list(offers.keys()))
+        out = {nid: SAOResponse(ResponseType.END_NEGOTIATION, None) for nid in offers if nid not in plan}
+        for nid, p in plan.items():
+            if p.response == "ACCEPT":
+                out[nid] = SAOResponse(ResponseType.ACCEPT_OFFER, offers[nid])
+            elif p.response == "OFFER":
+                out[nid] = SAOResponse(ResponseType.REJECT_OFFER, p.offer)
+            else:
+                out[nid] = SAOResponse(ResponseType.END_NEGOTIATION, None)
+        return out
+
+    # -- outcomes ----------------------------------------------------------------------------------
+    def on_negotiation_success(self, contract: Any, mechanism: Any) -> None:
+        try:
+            self.stats.agreements += 1
+            self._check_realised_safety(contract)
+        except Exception as exc:
+            self.stats.errors.append(f"safety check: {type(exc).__name__}: {exc}")
+        partner = next((p for p in contract.partners if p != self.awi.agent.id), None)
+        self._table.pop(partner, None)
+        super().on_negotiation_success(contract, mechanism)
+
+    def on_negotiation_failure(self, partners: Any, annotation: Any, mechanism: Any, state: Any) -> None:
+        for p in partners:
+            self._table.pop(p, None)
+        super().on_negotiation_failure(partners, annotation, mechanism, state)
+
+    def _check_realised_safety(self, contract: Any) -> None:
+        """Count an agreement that pushed a limit below zero (it was not below zero before)."""
+        ag = contract.agreement
+        q, t, p = int(ag["quantity"]), int(ag["time"]), float(ag["unit_price"])
+        buyer = contract.annotation.get("buyer") == self.awi.agent.id
+        after = live_observation(self.awi, self._initial_balance)
+        before = after.copy()
+        d = t - self.awi.current_step
+        if buyer:
+            before.supplies[0, d] -= q
+            before.payables[0, d] -= q * p
+        else:
+            before.sales[0, d] -= q
+            before.receivables[0, d] -= q * p
+        if _limits_negative(after, buyer) and not _limits_negative(before, buyer):
+            self.stats.violations += 1
+
+
+def _limits_negative(obs: Observation, buyer: bool) -> bool:
+    """Raw (unclamped) limits below zero: budget or input capacity (buyer), output slack (seller)."""
+    from hrlxf_core.state import K, inbound, offsets_in_game, outbound, production_plan
+
+    if buyer:
+        lim = l1_limits(obs)
+        committed = obs.inventory_input + inbound(obs).sum(1)
+        days_left = np.maximum(obs.n_steps - obs.day, 0)
+        return bool(lim.b_free[0] < -1e-6 or committed[0] > obs.n_lines[0] * days_left[0] + 1e-6)
+    plan, _ = production_plan(obs)
+    produced = np.concatenate([np.zeros((1, 1)), np.cumsum(plan, axis=1)[:, :-1]], axis=1)
+    slack = obs.inventory_output[:, None] + produced - np.cumsum(outbound(obs), axis=1)
+    return bool((slack[offsets_in_game(obs)] < -1e-6).any()) if K else False

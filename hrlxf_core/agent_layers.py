@@ -1,0 +1,173 @@
+"""The three layer stacks the agent can run: ``l1`` (residual 0), ``heuristic`` and ``neural``.
+
+Each stack answers three questions for a round, on numpy batches built by the same functions
+as the offline datasets: the day's goal (L2), each live thread's weight α (L4), and each
+thread's op / residual / delivery offset (L3). L1 (limits, baseline, clip, reservation) is
+applied by the planner around them, identically for every stack.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hrlxf_core.datasets.micro import OP_ACCEPT, OP_END, OP_OFFER
+from hrlxf_core.heuristics import heuristic_l2_goal, heuristic_l3_residual, heuristic_l4_alpha
+from hrlxf_core.labels import GOAL_DIM
+from hrlxf_core.state import Observation
+
+MODES = ("l1", "heuristic", "neural")
+
+
+def rule_ops(cols: dict[str, np.ndarray], target_p: np.ndarray, offer_safe: np.ndarray) -> np.ndarray:
+    """ACCEPT a safe offer whose price is at least as good as what we would ask now; END when no
+    delivery offset is safe; OFFER otherwise."""
+    has = cols["has_offer"].astype(bool)
+    buyer = cols["x_role"][:, 0] > 0.5
+    good = np.where(buyer, cols["recv_p"] <= target_p + 1e-9, cols["recv_p"] >= target_p - 1e-9)
+    feasible = cols["base_feasible"].astype(bool)
+    op = np.where(has & offer_safe & good, OP_ACCEPT, np.where(feasible, OP_OFFER, OP_END))
+    return op.astype(np.int64)
+
+
+class L1Stack:
+    """Residual 0: the agent plays the L1 baseline (DESIGN rule 1 with L3 at zero)."""
+
+    mode = "l1"
+
+    def goal(self, obs: Observation) -> np.ndarray:
+        return np.zeros((obs.size, GOAL_DIM))
+
+    def alpha(self, thread_feats: np.ndarray, global_feats: np.ndarray) -> np.ndarray:
+        return np.full(len(thread_feats), 1.0 / max(len(thread_feats), 1))
+
+    def residual(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        return np.zeros((len(cols["base_q"]), 2))
+
+    def decide(
+        self, cols: dict[str, np.ndarray], offer_safe: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        res = self.residual(cols)
+        target_p = cols["base_p"] + res[:, 1] * cols["market_price"]
+        return rule_ops(cols, target_p, offer_safe), res, cols["base_delta"].astype(np.int64)
+
+
+class HeuristicStack(L1Stack):
+    """Rule-based L2 goal, concession L3 residual, heuristic L4 (the distillation teacher)."""
+
+    mode = "heuristic"
+
+    def goal(self, obs: Observation) -> np.ndarray:
+        return heuristic_l2_goal(obs)
+
+    def alpha(self, thread_feats: np.ndarray, global_feats: np.ndarray) -> np.ndarray:
+        return heuristic_l4_alpha(thread_feats, global_feats)
+
+    def residual(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        return heuristic_l3_residual(
+            cols["base_q"], cols["base_p"], cols["has_offer"], cols["recv_q"], cols["recv_p"],
+            cols["relative_time"], cols["n_lines"], cols["market_price"],
+        )  # fmt: skip
+
+
+class NeuralStack:
+    """L2 / L3 / L4 networks loaded from checkpoints (schema-checked at construction)."""
+
+    mode = "neural"
+
+    def __init__(self, l2_path: Path, l3_path: Path, l4_path: Path, device: str = "cpu") -> None:
+        import torch
+
+        from hrlxf_core.training.l2_train import load_l2
+        from hrlxf_core.training.l3_train import load_l3
+        from hrlxf_core.training.l4_train import load_l4
+
+        torch.set_num_threads(1)  # a world worker is one core; threads only add latency here
+        self.torch = torch
+        self.l2, _ = load_l2(Path(l2_path), device)
+        self.l3, _ = load_l3(Path(l3_path), device)
+        self.l4, _ = load_l4(Path(l4_path), device)
+        self.device = device
+
+    def _t(self, a: np.ndarray, dtype: Any = None) -> Any:
+        t = self.torch.as_tensor(np.ascontiguousarray(a))
+        if dtype is not None:
+            t = t.to(dtype)
+        elif t.is_floating_point():
+            t = t.float()
+        return t.to(self.device)
+
+    def goal(self, obs: Observation) -> np.ndarray:
+        from hrlxf_core.state import build_state
+
+        s = build_state(obs)
+        with self.torch.no_grad():
+            mean, _ = self.l2(self._t(s.x_static), self._t(s.x_temporal), self._t(s.x_role))
+        return mean.float().cpu().numpy().astype(np.float64)
+
+    def alpha(self, thread_feats: np.ndarray, global_feats: np.ndarray) -> np.ndarray:
+        t = len(thread_feats)
+        with self.torch.no_grad():
+            a = self.l4(
+                self._t(thread_feats[None]),
+                self._t(np.ones((1, t), bool)),
+                self._t(np.asarray(global_feats)[None]),
+            )
+        return a[0].float().cpu().numpy().astype(np.float64)
+
+    def decide(
+        self, cols: dict[str, np.ndarray], offer_safe: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from hrlxf_core.models.l3_inputs import l3_model_inputs
+
+        x = l3_model_inputs(cols)
+        with self.torch.no_grad():
+            out = self.l3.act(
+                self._t(x["hist"]),
+                self._t(x["hist_len"], self.torch.long),
+                self._t(x["context"]),
+                self._t(x["time_mask"], self.torch.bool),
+                self._t(x["op_mask"], self.torch.bool),
+            )
+        return (
+            out["op"].cpu().numpy().astype(np.int64),
+            out["residual"].float().cpu().numpy().astype(np.float64),
+            out["delta"].cpu().numpy().astype(np.int64),
+        )
+
+
+def make_stack(
+    mode: str,
+    l2_path: str | Path | None = None,
+    l3_path: str | Path | None = None,
+    l4_path: str | Path | None = None,
+    checkpoints_dir: str | Path | None = None,
+    device: str = "cpu",
+) -> Any:
+    """The layer stack of ``mode``; neural mode resolves checkpoints by path or from a data
+    directory's ``<asset>/current.json`` and fails here (at construction) when one is missing
+    or does not fit the code."""
+    if mode == "l1":
+        return L1Stack()
+    if mode == "heuristic":
+        return HeuristicStack()
+    if mode != "neural":
+        raise ValueError(f"unknown LitaAgentHRL mode {mode!r}; choose one of {MODES}")
+    paths = {"l2_model": l2_path, "l3_model": l3_path, "l4_model": l4_path}
+    for asset, p in list(paths.items()):
+        if p is None:
+            if checkpoints_dir is None:
+                raise ValueError(
+                    f"neural mode needs a checkpoint for {asset}: pass its path or checkpoints_dir"
+                )
+            import json
+
+            cur = Path(checkpoints_dir) / asset / "current.json"
+            if not cur.exists():
+                raise FileNotFoundError(
+                    f"{cur}: no current checkpoint of {asset} (materialize {asset} first)"
+                )
+            paths[asset] = json.loads(cur.read_text())["path"]
+    return NeuralStack(Path(paths["l2_model"]), Path(paths["l3_model"]), Path(paths["l4_model"]), device)
