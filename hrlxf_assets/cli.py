@@ -57,6 +57,7 @@ def run_demo(partition: str, profile: str, log=print) -> int:
         (["l3_model"], None, {}),
         (["l4_distill_set"], partition, {}),
         (["l4_model"], None, {}),
+        (["agent_evaluation"], None, {"agent_evaluation": {"config": {"n_worlds": 2}}} if profile == "smoke" else {}),
     ]  # fmt: skip
     keys = (
         "worlds_ok",

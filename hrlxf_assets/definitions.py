@@ -4,6 +4,7 @@ import dagster as dg
 
 from hrlxf_assets.collect import tournament_logs
 from hrlxf_assets.datasets import macro_samples, micro_samples
+from hrlxf_assets.evaluation import agent_evaluation
 from hrlxf_assets.models import l2_model, l3_model, l4_distill_set, l4_model, micro_samples_goal_hat
 from hrlxf_assets.resources import DataStore
 from hrlxf_assets.schedules import collect_job, recollect_schedule
@@ -26,6 +27,7 @@ defs = dg.Definitions(
         l3_model,
         l4_distill_set,
         l4_model,
+        agent_evaluation,
     ],
     jobs=[collect_job],
     schedules=[recollect_schedule],

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from hrlxf_core.io import DataFileError, read_parquet_checked
-from hrlxf_core.sim.records import SCHEMAS
+from hrlxf_core.sim.records import SCHEMAS, TABLES
 from hrlxf_core.sim.roster import DEFAULT_EXPERTS, resolve_roster
 from hrlxf_core.sim.tracked import ACTIONS
 
@@ -83,7 +83,8 @@ def load_partition(path: Path, experts: list[str] | tuple[str, ...] | None = Non
     """Load and check the five tables of ``path``; keep ok worlds and the chosen experts' rows."""
     keep = expert_paths(experts)
     frames = {}
-    for table, schema in SCHEMAS.items():
+    for table in TABLES:
+        schema = SCHEMAS[table]
         f = path / f"{table}.parquet"
         df = read_parquet_checked(f, schema)
         if table != "worlds":

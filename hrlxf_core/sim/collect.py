@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from hrlxf_core.io import read_parquet_checked, write_dir_atomic, write_parquet_atomic, write_text_atomic
-from hrlxf_core.sim.records import SCHEMAS, TABLES, empty_frame
+from hrlxf_core.sim.records import OPTIONAL_TABLES, SCHEMAS, TABLES, empty_frame
 from hrlxf_core.sim.roster import KNOWN_AGENTS, resolve_roster
 from hrlxf_core.sim.world_spec import WorldSpec, draw_world_specs
 
@@ -232,6 +232,29 @@ def collect(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_manifest(out_dir, cfg, run_id)
+    return run_specs(specs, out_dir, run_id, data_dir, workers=cfg.workers, world_timeout_s=cfg.world_timeout_s,
+                     tracked=cfg.tracked, retry_failed=cfg.retry_failed, label=f"{cfg.profile} profile",
+                     progress=progress, poll_s=poll_s, t_start=t_start)
+
+
+def run_specs(
+    specs: list[WorldSpec],
+    out_dir: Path,
+    run_id: str,
+    data_dir: Path,
+    workers: int,
+    world_timeout_s: float,
+    tracked: bool = True,
+    retry_failed: bool = False,
+    label: str = "",
+    progress: Callable[[str], None] = print,
+    poll_s: float = 0.2,
+    t_start: float | None = None,
+) -> CollectionResult:
+    """Run (or resume) the given worlds into ``out_dir``, hang-proof, one process per world."""
+    t_start = time.perf_counter() if t_start is None else t_start
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = CollectionConfig(workers=workers, world_timeout_s=world_timeout_s, tracked=tracked, retry_failed=retry_failed)
     finished = _finished_worlds(out_dir)
     if cfg.retry_failed:
         for wid, status in list(finished.items()):
@@ -241,7 +264,7 @@ def collect(
     todo = [s for s in specs if s.world_id not in finished]
     n_skipped = len(specs) - len(todo)
     progress(
-        f"[collect {run_id}] {len(specs)} worlds ({cfg.profile} profile), {n_skipped} already on disk, "
+        f"[collect {run_id}] {len(specs)} worlds ({label}), {n_skipped} already on disk, "
         f"{len(todo)} to run on {cfg.workers} worker(s), timeout {cfg.world_timeout_s:.0f}s per world"
     )
     counts = {"ok": 0, "failed": 0, "timed_out": 0}
@@ -333,6 +356,12 @@ def consolidate(out_dir: Path) -> dict[str, int]:
             df = df.sort("world_index")
         write_parquet_atomic(df, out_dir / f"{table}.parquet")
         rows[table] = df.height
+    for table in OPTIONAL_TABLES:
+        present = [d / f"{table}.parquet" for d in world_dirs if (d / f"{table}.parquet").exists()]
+        if present:
+            df = pl.concat([read_parquet_checked(f, SCHEMAS[table]) for f in present], how="vertical")
+            write_parquet_atomic(df, out_dir / f"{table}.parquet")
+            rows[table] = df.height
     return rows
 
 

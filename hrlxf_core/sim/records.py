@@ -13,6 +13,8 @@ import polars as pl
 from hrlxf_core.observation import DAY_STATE_PRODUCT_VECTORS, DAY_STATE_SCALARS, DAY_STATE_VECTORS
 
 TABLES: tuple[str, ...] = ("worlds", "day_states", "negotiations", "decisions", "contracts")
+#: Tables a world writes only when it has something to put in them (evaluation runs).
+OPTIONAL_TABLES: tuple[str, ...] = ("agent_stats",)
 
 _KEY = {"world_id": pl.String, "agent_id": pl.String, "agent_type": pl.String}
 _OFFER = lambda p: {f"{p}_q": pl.Int64, f"{p}_t": pl.Int64, f"{p}_p": pl.Float64}  # noqa: E731
@@ -103,6 +105,15 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "executed_at": pl.Int64,
         "nullified_at": pl.Int64,
     },
+}
+
+
+SCHEMAS["agent_stats"] = {
+    "world_id": pl.String,
+    "agent_id": pl.String,
+    "agent_type": pl.String,
+    "label": pl.String,
+    "stats_json": pl.String,  # the agent's own counters (LitaAgentHRL.hrlxf_stats())
 }
 
 

@@ -19,7 +19,7 @@ import polars as pl
 
 from hrlxf_core import __version__
 from hrlxf_core.constants import RECORD_SCHEMA_VERSION
-from hrlxf_core.sim.records import SCHEMAS, TABLES, empty_frame, frame
+from hrlxf_core.sim.records import TABLES, empty_frame, frame
 from hrlxf_core.sim.roster import load_class
 from hrlxf_core.sim.tracked import RecorderMixin, expert_path_of, tracked_class
 from hrlxf_core.sim.world_spec import WorldSpec
@@ -200,8 +200,30 @@ def run_world(
     }
     for t, rows in agent_rows.items():
         tables[t] = frame(t, rows)
-    assert set(tables) == set(SCHEMAS)
+    stats = _agent_stats(world, spec)
+    if stats:
+        tables["agent_stats"] = frame("agent_stats", stats)
     return WorldOutcome(tables=tables, world=world if keep_world else None)
+
+
+def _agent_stats(world: Any, spec: WorldSpec) -> list[dict[str, Any]]:
+    """Counters of agents that report them (``hrlxf_stats()``), with the slot's contender label."""
+    import json
+    import re
+
+    rows = []
+    for aid, adapter in world.agents.items():
+        m = re.match(r"\d+", aid)  # std agent ids start with the factory slot: "04LHR@1"
+        if m is None:
+            continue
+        slot = int(m.group())
+        obj = getattr(adapter, "_obj", None)
+        if obj is None or not hasattr(obj, "hrlxf_stats"):
+            continue
+        label = spec.agent_labels[slot] if spec.agent_labels and slot < len(spec.agent_labels) else ""
+        rows.append({"world_id": spec.world_id, "agent_id": aid, "agent_type": expert_path_of(type(obj)),
+                     "label": label, "stats_json": json.dumps(obj.hrlxf_stats())})
+    return rows
 
 
 def sandbox_env(data_dir: Path) -> dict[str, str]:

@@ -1,0 +1,94 @@
+"""``agent_evaluation``: LitaAgentHRL (neural, heuristic, L1-only) against the experts, same worlds."""
+
+import time
+
+import dagster as dg
+from pydantic import Field
+
+from hrlxf_assets.lineage import png_markdown
+from hrlxf_assets.models import current_checkpoint, l2_model, l3_model, l4_model
+from hrlxf_assets.resources import DataStore
+from hrlxf_core.evaluation import (
+    DEFAULT_CONTENDERS,
+    EvalConfig,
+    markdown_table,
+    run_evaluation,
+    scores_png,
+    summarise,
+)
+from hrlxf_core.io import write_parquet_atomic
+
+CODE_VERSION = "evaluation-v1"
+
+
+class EvaluationConfig(dg.Config):
+    contenders: list[str] = Field(
+        default=list(DEFAULT_CONTENDERS),
+        description="LitaAgentHRL-<mode> (l1, heuristic, "
+        "neural) and roster names; every contender plays in every world.",
+    )
+    n_worlds: int = Field(default=4, description="Worlds of the tournament.")
+    n_steps_min: int = Field(default=15, description="Shortest world (days).")
+    n_steps_max: int = Field(default=25, description="Longest world (days).")
+    seed: int = Field(default=0, description="Seed of the world draw (use several seeds for a verdict).")
+    world_timeout_s: float = Field(default=900.0, description="Wall-clock limit per world.")
+    workers: int = Field(default=2, description="Worlds run in parallel.")
+
+
+def _per_world_md(per_world, out) -> str:
+    if per_world.height > 300:
+        return f"{per_world.height} rows: {out / 'per_world.parquet'}"
+    lines = ["| world | contender | level | score | status |", "|---|---|---:|---:|---|"]
+    for r in per_world.iter_rows(named=True):
+        score = "" if r["score"] is None else f"{r['score']:.3f}"
+        lines.append(f"| {r['world_id']} | {r['contender']} | {r['level']} | {score} | {r['status']} |")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    deps=[l2_model, l3_model, l4_model],
+    group_name="evaluation",
+    kinds={"python", "parquet"},
+    code_version=CODE_VERSION,
+    description="Tournament with anac2024_std scoring: LitaAgentHRL in each mode and the experts on the same "
+    "worlds. Per contender: mean, truncated mean, 95% CI, unsafe actions, fallbacks, decision latency.",
+)
+def agent_evaluation(
+    context: dg.AssetExecutionContext, config: EvaluationConfig, data_store: DataStore
+) -> dg.MaterializeResult:
+    t0 = time.perf_counter()
+    checkpoints = {
+        k[:2]: str(current_checkpoint(data_store, k)) for k in ("l2_model", "l3_model", "l4_model")
+    }
+    cfg = EvalConfig(
+        contenders=tuple(config.contenders),
+        n_worlds=config.n_worlds,
+        n_steps_min=config.n_steps_min,
+        n_steps_max=config.n_steps_max,
+        seed=config.seed,
+        world_timeout_s=config.world_timeout_s,
+        workers=config.workers,
+        checkpoints=checkpoints,
+    )
+    run_key = f"eval-{context.run_id[:8]}"
+    out = data_store.asset_dir("agent_evaluation") / "runs" / run_key
+    res = run_evaluation(cfg, out, run_key, data_store.root(), progress=context.log.info)
+    summary, per_world = summarise(out)
+    write_parquet_atomic(summary, out / "summary.parquet")
+    write_parquet_atomic(per_world, out / "per_world.parquet")
+    table = markdown_table(summary)
+    (out / "results.md").write_text(table + "\n")
+    return dg.MaterializeResult(
+        metadata={
+            "results": dg.MetadataValue.md(table),
+            "scores_plot": png_markdown(scores_png(summary, f"{res.n_ok} worlds, seed {cfg.seed}"), "scores"),
+            "per_world": dg.MetadataValue.md(_per_world_md(per_world, out)),
+            "worlds_ok": res.n_ok,
+            "worlds_failed": res.n_failed,
+            "worlds_timed_out": res.n_timed_out,
+            "checkpoints": dg.MetadataValue.json(checkpoints),
+            "unsafe_actions": int(summary["unsafe_actions"].fill_null(0).sum()),
+            "path": dg.MetadataValue.path(str(out)),
+            "wall_time_s": round(time.perf_counter() - t0, 1),
+        }
+    )
