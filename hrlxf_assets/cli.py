@@ -96,7 +96,8 @@ def run_demo(partition: str, profile: str, log=print) -> int:
     return 0
 
 
-def run_collect(partition: str, profile: str, n_worlds: int | None, workers: int | None, log=print) -> int:
+def run_collect(partition: str, profile: str, n_worlds: int | None, workers: int | None, retry_failed: bool = False,
+                log=print) -> int:
     """Collect (or resume) one partition and parse it: tournament_logs + macro/micro samples."""
     import dagster as dg
 
@@ -107,6 +108,7 @@ def run_collect(partition: str, profile: str, n_worlds: int | None, workers: int
     if not instance.has_dynamic_partition(COLLECTION_RUNS, partition):
         instance.add_dynamic_partitions(COLLECTION_RUNS, [partition])
     overrides = {k: v for k, v in {"n_worlds": n_worlds, "workers": workers}.items() if v is not None}
+    overrides["retry_failed"] = retry_failed
     assets = ["tournament_logs", "macro_samples", "micro_samples"]
     result = dg.materialize(
         [defs.get_assets_def(a) for a in assets],
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     col.add_argument("--profile", default="full", help="collection profile (smoke or full)")
     col.add_argument("--n-worlds", type=int, default=None)
     col.add_argument("--workers", type=int, default=None)
+    col.add_argument("--retry-failed", action="store_true", help="rerun worlds recorded as failed or timed out")
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on the project's instance")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return run_demo(args.partition, args.profile)
     if args.command == "collect":
-        return run_collect(args.partition, args.profile, args.n_worlds, args.workers)
+        return run_collect(args.partition, args.profile, args.n_worlds, args.workers, args.retry_failed)
     return run_ui(args.host, args.port)
 
 
