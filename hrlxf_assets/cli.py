@@ -122,6 +122,51 @@ def run_collect(partition: str, profile: str, n_worlds: int | None, workers: int
     return 0 if result.success else 1
 
 
+def run_lineage(target: str, log=print) -> int:
+    """Print the chain from a checkpoint (file, or model asset name) back to its collection runs."""
+    import json as _json
+
+    import polars as pl
+
+    from hrlxf_core.training.checkpoint import file_sha256, load_checkpoint
+
+    data = Path(os.environ["HRLXF_DATA_DIR"])
+    path = Path(target)
+    if not path.exists():
+        cur = data / target / "current.json"
+        if not cur.exists():
+            log(f"hrlxf lineage: {target!r} is neither a checkpoint file nor a model asset with {cur}")
+            return 2
+        path = Path(_json.loads(cur.read_text())["path"])
+
+    def show(p: Path, indent: str = "") -> None:
+        kind = "l2" if "l2" in p.name else "l3" if "l3" in p.name else "l4"
+        ck = load_checkpoint(p, kind)
+        lin, m = ck.get("lineage", {}), ck.get("metrics", {})
+        log(f"{indent}{lin.get('asset', kind)} checkpoint {p}")
+        log(f"{indent}  sha256 {file_sha256(p)}; code {lin.get('code_version')} (hrlxf {lin.get('hrlxf_version')}), "
+            f"git {lin.get('git_commit')}, dagster run {lin.get('run_id')}")
+        keys = [k for k in ("mae", "mae_train_mean", "op_accuracy", "op_accuracy_majority", "residual_mae_q",
+                            "residual_mae_q_zero", "delta_accuracy", "delta_accuracy_baseline", "kl", "kl_uniform") if k in m]
+        log(f"{indent}  metrics ({m.get('eval_split', '?')} worlds): " + ", ".join(f"{k}={m[k]:.4g}" for k in keys))
+        log(f"{indent}  config: {_json.dumps(lin.get('config', {}))}")
+        for part in lin.get("source_partitions", []):
+            log(f"{indent}  <- {Path(lin['source_files'][part]).parent.parent.name}[{part}] sha256 {lin['source_sha256'][part][:16]}")
+            logs = data / "tournament_logs" / part
+            if (logs / "worlds.parquet").exists():
+                w = pl.read_parquet(logs / "worlds.parquet")
+                types = sorted({t.rsplit(".", 1)[-1] for ts in w["agent_types"] for t in ts})
+                log(f"{indent}     <- tournament_logs[{part}]: {w.height} worlds ({(w['status'] == 'ok').sum()} ok), "
+                    f"seeds {w['seed'].min()}..{w['seed'].max()}, days {w['n_steps'].min()}-{w['n_steps'].max()}")
+                log(f"{indent}        agents: {', '.join(types)}")
+        if lin.get("l2_checkpoint"):
+            log(f"{indent}  goal_hat from:")
+            show(Path(lin["l2_checkpoint"]), indent + "    ")
+
+    show(path)
+    return 0
+
+
 def run_ui(host: str, port: int) -> int:
     cmd = [
         sys.executable,
@@ -153,16 +198,20 @@ def main(argv: list[str] | None = None) -> int:
     col.add_argument("--n-worlds", type=int, default=None)
     col.add_argument("--workers", type=int, default=None)
     col.add_argument("--retry-failed", action="store_true", help="rerun worlds recorded as failed or timed out")
+    lin = sub.add_parser("lineage", help="print the chain from a checkpoint back to its collection runs")
+    lin.add_argument("target", help="a checkpoint file, or a model asset name (l2_model, l3_model, l4_model)")
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on the project's instance")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
-    for p in (demo, col, ui):
+    for p in (demo, col, lin, ui):
         p.add_argument("--dagster-home", default=None, help="instance folder (default: ./.dagster_home)")
         p.add_argument("--data-dir", default=None, help="data folder (default: $HRLXF_DATA_DIR or ./data)")
     args = parser.parse_args(argv)
     prepare_instance_env(args.dagster_home, args.data_dir)
     if args.command == "demo":
         return run_demo(args.partition, args.profile)
+    if args.command == "lineage":
+        return run_lineage(args.target)
     if args.command == "collect":
         return run_collect(args.partition, args.profile, args.n_worlds, args.workers, args.retry_failed)
     return run_ui(args.host, args.port)

@@ -230,3 +230,18 @@ def test_goal_hat_backfill_uses_the_trained_l2(trained_graph) -> None:
     l4 = pl.read_parquet(data / "l4_distill_set" / "pa" / "l4_distill.parquet")
     sums = l4.group_by("set_id").agg(pl.col("teacher_alpha").sum())["teacher_alpha"].to_numpy()
     np.testing.assert_allclose(sums, 1.0, atol=1e-5)
+
+
+def test_lineage_command_prints_the_chain_back_to_collection_runs(trained_graph, monkeypatch) -> None:
+    from hrlxf_assets.cli import run_lineage
+
+    data, _ = trained_graph
+    monkeypatch.setenv("HRLXF_DATA_DIR", str(data))
+    lines: list[str] = []
+    assert run_lineage("l3_model", log=lines.append) == 0
+    text = "\n".join(lines)
+    assert "l3_model checkpoint" in text and "l2_model checkpoint" in text  # goal_hat came from this L2
+    assert "<- micro_samples_goal_hat[pa]" in text and "<- micro_samples_goal_hat[pb]" in text
+    assert "<- tournament_logs[pa]: 3 worlds (3 ok)" in text and "PenguinAgent" in text
+    assert "op_accuracy_majority" in text
+    assert run_lineage("no_such_model", log=lines.append) == 2
