@@ -11,7 +11,7 @@ import dagster as dg
 
 from hrlxf_assets.partitions import COLLECTION_RUNS
 from hrlxf_core import __version__
-from hrlxf_core.training.checkpoint import file_sha256
+from hrlxf_core.io import file_sha256
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -41,6 +41,17 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes (lineage of data and weight files)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def write_parquet_atomic(df: pl.DataFrame, path: Path) -> None:
     atomic_write(path, lambda tmp: df.write_parquet(tmp, compression="zstd", statistics=True))
 

@@ -8,13 +8,12 @@ is a clear error naming the file and the mismatch, never a silently wrong model.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hrlxf_core.io import atomic_write
+from hrlxf_core.io import atomic_write, file_sha256
 from hrlxf_core.models.common import config_from_dict
 from hrlxf_core.models.schema import jsonable, schema_diff, schema_hash
 
@@ -52,14 +51,6 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> str:
     """Write atomically; returns the sha256 of the file."""
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return file_sha256(path)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_checkpoint(path: Path, kind: str) -> dict[str, Any]:

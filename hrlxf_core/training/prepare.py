@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hrlxf_core.io import write_dir_atomic
-from hrlxf_core.training.checkpoint import file_sha256
+from hrlxf_core.io import file_sha256, write_dir_atomic
 
 
 def cache_key(kind: str, sources: Sequence[Path], schema_hash: str) -> str:
