@@ -96,8 +96,14 @@ def run_demo(partition: str, profile: str, log=print) -> int:
     return 0
 
 
-def run_collect(partition: str, profile: str, n_worlds: int | None, workers: int | None, retry_failed: bool = False,
-                log=print) -> int:
+def run_collect(
+    partition: str,
+    profile: str,
+    n_worlds: int | None,
+    workers: int | None,
+    retry_failed: bool = False,
+    log=print,
+) -> int:
     """Collect (or resume) one partition and parse it: tournament_logs + macro/micro samples."""
     import dagster as dg
 
@@ -122,6 +128,82 @@ def run_collect(partition: str, profile: str, n_worlds: int | None, workers: int
     return 0 if result.success else 1
 
 
+def _materialize(assets: list[str], partition: str | None, ops: dict, log=print) -> bool:
+    import dagster as dg
+
+    from hrlxf_assets.definitions import defs
+
+    result = dg.materialize(
+        [defs.get_assets_def(a) for a in assets],
+        instance=dg.DagsterInstance.get(),
+        partition_key=partition,
+        resources={"data_store": defs.resources["data_store"]},
+        run_config={"ops": ops},
+        raise_on_error=False,
+    )
+    for check in result.get_asset_check_evaluations():
+        state = "passed" if check.passed else "FAILED"
+        log(f"  check {check.asset_key.to_user_string()}:{check.check_name} {state}")
+    log(
+        f"hrlxf: {', '.join(assets)}"
+        + (f" [{partition}]" if partition else "")
+        + (" ok" if result.success else " FAILED")
+    )
+    return result.success
+
+
+def run_train(max_epochs: int, l3_epochs: int | None, awr_epochs: int, device: str, log=print) -> int:
+    """Train the models in the seed's order on every materialized partition."""
+    import dagster as dg
+
+    from hrlxf_assets.partitions import COLLECTION_RUNS
+
+    data = Path(os.environ["HRLXF_DATA_DIR"])
+    parts = [
+        p
+        for p in dg.DagsterInstance.get().get_dynamic_partitions(COLLECTION_RUNS)
+        if (data / "micro_samples" / p / "micro.parquet").exists()
+    ]
+    if not parts:
+        log("hrlxf train: no partition with micro samples; run hrlxf collect first")
+        return 1
+    cfg = {"max_epochs": max_epochs, "device": device}
+    steps = [(["l2_model"], None, {"l2_model": {"config": cfg}})]
+    steps += [(["micro_samples_goal_hat"], p, {}) for p in parts]
+    steps += [
+        (
+            ["l3_model"],
+            None,
+            {
+                "l3_model": {
+                    "config": {**cfg, "max_epochs": l3_epochs or max_epochs, "awr_epochs": awr_epochs}
+                }
+            },
+        )
+    ]
+    steps += [(["l4_distill_set"], p, {}) for p in parts]
+    steps += [(["l4_model"], None, {"l4_model": {"config": cfg}})]
+    for assets, key, ops in steps:
+        if not _materialize(assets, key, ops, log):
+            return 1
+    return 0
+
+
+def run_evaluate(n_worlds: int, steps_min: int, steps_max: int, seed: int, workers: int, log=print) -> int:
+    ops = {
+        "agent_evaluation": {
+            "config": {
+                "n_worlds": n_worlds,
+                "n_steps_min": steps_min,
+                "n_steps_max": steps_max,
+                "seed": seed,
+                "workers": workers,
+            }
+        }
+    }
+    return 0 if _materialize(["agent_evaluation"], None, ops, log) else 1
+
+
 def run_lineage(target: str, log=print) -> int:
     """Print the chain from a checkpoint (file, or model asset name) back to its collection runs."""
     import json as _json
@@ -144,20 +226,43 @@ def run_lineage(target: str, log=print) -> int:
         ck = load_checkpoint(p, kind)
         lin, m = ck.get("lineage", {}), ck.get("metrics", {})
         log(f"{indent}{lin.get('asset', kind)} checkpoint {p}")
-        log(f"{indent}  sha256 {file_sha256(p)}; code {lin.get('code_version')} (hrlxf {lin.get('hrlxf_version')}), "
-            f"git {lin.get('git_commit')}, dagster run {lin.get('run_id')}")
-        keys = [k for k in ("mae", "mae_train_mean", "op_accuracy", "op_accuracy_majority", "residual_mae_q",
-                            "residual_mae_q_zero", "delta_accuracy", "delta_accuracy_baseline", "kl", "kl_uniform") if k in m]
-        log(f"{indent}  metrics ({m.get('eval_split', '?')} worlds): " + ", ".join(f"{k}={m[k]:.4g}" for k in keys))
+        log(
+            f"{indent}  sha256 {file_sha256(p)}; code {lin.get('code_version')} (hrlxf {lin.get('hrlxf_version')}), "
+            f"git {lin.get('git_commit')}, dagster run {lin.get('run_id')}"
+        )
+        keys = [
+            k
+            for k in (
+                "mae",
+                "mae_train_mean",
+                "op_accuracy",
+                "op_accuracy_majority",
+                "residual_mae_q",
+                "residual_mae_q_zero",
+                "delta_accuracy",
+                "delta_accuracy_baseline",
+                "kl",
+                "kl_uniform",
+            )
+            if k in m
+        ]
+        log(
+            f"{indent}  metrics ({m.get('eval_split', '?')} worlds): "
+            + ", ".join(f"{k}={m[k]:.4g}" for k in keys)
+        )
         log(f"{indent}  config: {_json.dumps(lin.get('config', {}))}")
         for part in lin.get("source_partitions", []):
-            log(f"{indent}  <- {Path(lin['source_files'][part]).parent.parent.name}[{part}] sha256 {lin['source_sha256'][part][:16]}")
+            log(
+                f"{indent}  <- {Path(lin['source_files'][part]).parent.parent.name}[{part}] sha256 {lin['source_sha256'][part][:16]}"
+            )
             logs = data / "tournament_logs" / part
             if (logs / "worlds.parquet").exists():
                 w = pl.read_parquet(logs / "worlds.parquet")
                 types = sorted({t.rsplit(".", 1)[-1] for ts in w["agent_types"] for t in ts})
-                log(f"{indent}     <- tournament_logs[{part}]: {w.height} worlds ({(w['status'] == 'ok').sum()} ok), "
-                    f"seeds {w['seed'].min()}..{w['seed'].max()}, days {w['n_steps'].min()}-{w['n_steps'].max()}")
+                log(
+                    f"{indent}     <- tournament_logs[{part}]: {w.height} worlds ({(w['status'] == 'ok').sum()} ok), "
+                    f"seeds {w['seed'].min()}..{w['seed'].max()}, days {w['n_steps'].min()}-{w['n_steps'].max()}"
+                )
                 log(f"{indent}        agents: {', '.join(types)}")
         if lin.get("l2_checkpoint"):
             log(f"{indent}  goal_hat from:")
@@ -197,19 +302,38 @@ def main(argv: list[str] | None = None) -> int:
     col.add_argument("--profile", default="full", help="collection profile (smoke or full)")
     col.add_argument("--n-worlds", type=int, default=None)
     col.add_argument("--workers", type=int, default=None)
-    col.add_argument("--retry-failed", action="store_true", help="rerun worlds recorded as failed or timed out")
+    col.add_argument(
+        "--retry-failed", action="store_true", help="rerun worlds recorded as failed or timed out"
+    )
+    tr = sub.add_parser(
+        "train", help="train L2 → goal_hat → L3 (BC, AWR) → L4 on every materialized partition"
+    )
+    tr.add_argument("--max-epochs", type=int, default=20)
+    tr.add_argument("--l3-epochs", type=int, default=None, help="BC epochs of L3 (default: --max-epochs)")
+    tr.add_argument("--awr-epochs", type=int, default=4)
+    tr.add_argument("--device", default="auto")
+    ev = sub.add_parser("evaluate", help="materialize agent_evaluation (HRL modes vs experts, same worlds)")
+    ev.add_argument("--n-worlds", type=int, default=20)
+    ev.add_argument("--steps-min", type=int, default=50)
+    ev.add_argument("--steps-max", type=int, default=200)
+    ev.add_argument("--seed", type=int, default=1)
+    ev.add_argument("--workers", type=int, default=2)
     lin = sub.add_parser("lineage", help="print the chain from a checkpoint back to its collection runs")
     lin.add_argument("target", help="a checkpoint file, or a model asset name (l2_model, l3_model, l4_model)")
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on the project's instance")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
-    for p in (demo, col, lin, ui):
+    for p in (demo, col, tr, ev, lin, ui):
         p.add_argument("--dagster-home", default=None, help="instance folder (default: ./.dagster_home)")
         p.add_argument("--data-dir", default=None, help="data folder (default: $HRLXF_DATA_DIR or ./data)")
     args = parser.parse_args(argv)
     prepare_instance_env(args.dagster_home, args.data_dir)
     if args.command == "demo":
         return run_demo(args.partition, args.profile)
+    if args.command == "train":
+        return run_train(args.max_epochs, args.l3_epochs, args.awr_epochs, args.device)
+    if args.command == "evaluate":
+        return run_evaluate(args.n_worlds, args.steps_min, args.steps_max, args.seed, args.workers)
     if args.command == "lineage":
         return run_lineage(args.target)
     if args.command == "collect":
