@@ -180,24 +180,13 @@ def test_macro_builder_is_deterministic(materialized) -> None:
 
 
 def test_l4_features_from_a_real_partition_match_row_by_row(materialized) -> None:
-    from hrlxf_core.datasets.offline_obs import decision_observations
-    from hrlxf_core.l1_safety import Threads, baseline, l1_limits
+    from hrlxf_core.datasets.offline_obs import decision_threads
+    from hrlxf_core.l1_safety import baseline, l1_limits
     from hrlxf_core.l4_features import N_GLOBAL, N_THREAD, global_features, thread_features
 
     data, _ = materialized
     t = load_partition(data / "tournament_logs" / "tiny", EXPERTS)
-    dec, obs = decision_observations(t.decisions, t.day_states, t.contracts, t.negotiations)
-    neg = t.negotiations.select(
-        "world_id", "agent_id", "negotiation_id", "q_min", "q_max", "t_min", "t_max", "p_min", "p_max"
-    )
-    dec = dec.join(neg, on=["world_id", "agent_id", "negotiation_id"], how="left", maintain_order="left")
-    threads = Threads(
-        is_buyer=dec["is_buyer"].to_numpy().astype(bool),
-        **{
-            c: dec[c].cast(pl.Float64).to_numpy()
-            for c in ("q_min", "q_max", "t_min", "t_max", "p_min", "p_max")
-        },
-    )
+    dec, obs, threads = decision_threads(t)
     limits = l1_limits(obs)
     base = baseline(obs, limits, threads)
     args = (

@@ -477,8 +477,13 @@ def test_checkpoint_round_trip_and_schema_guard(tmp_path, kind, model_cls, confi
 
     model = model_cls(config)
     path = tmp_path / "m.pt"
-    payload = {"format": CHECKPOINT_FORMAT, "state_dict": model.state_dict(), "config": dataclasses.asdict(config),
-               "schema": feature_schema(kind), "metrics": {"loss": 1.0}}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "state_dict": model.state_dict(),
+        "config": dataclasses.asdict(config),
+        "schema": feature_schema(kind),
+        "metrics": {"loss": 1.0},
+    }
     save_checkpoint(path, payload)
     loaded, ck = load_model(path, kind, model_cls, config_cls)
     assert loaded.config == config and ck["metrics"] == {"loss": 1.0}
@@ -490,13 +495,21 @@ def test_checkpoint_round_trip_and_schema_guard(tmp_path, kind, model_cls, confi
         load_model(path, kind, model_cls, config_cls)
     # a checkpoint of another shape: the message names the tensor and both shapes
     other = dataclasses.replace(config, **({"conv_channels": 16} if kind == "l2" else {"d_model": 48}))
-    payload = {"format": CHECKPOINT_FORMAT, "state_dict": model_cls(other).state_dict(), "config": dataclasses.asdict(config),
-               "schema": feature_schema(kind)}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "state_dict": model_cls(other).state_dict(),
+        "config": dataclasses.asdict(config),
+        "schema": feature_schema(kind),
+    }
     save_checkpoint(path, payload)
-    with pytest.raises(CheckpointError, match=r"m.pt: checkpoint does not fit the model: tensor .* has shape"):
+    with pytest.raises(
+        CheckpointError, match=r"m.pt: checkpoint does not fit the model: tensor .* has shape"
+    ):
         load_model(path, kind, model_cls, config_cls)
     other_kind = "l3" if kind != "l3" else "l2"
-    with pytest.raises(CheckpointError, match=f"field 'schema.kind' is '{kind}', expected a '{other_kind}' checkpoint"):
+    with pytest.raises(
+        CheckpointError, match=f"field 'schema.kind' is '{kind}', expected a '{other_kind}' checkpoint"
+    ):
         load_model(path, other_kind, model_cls, config_cls)
 
 

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from hrlxf_core.datasets.micro import build_micro
-from hrlxf_core.datasets.offline_obs import decision_observations
+from hrlxf_core.datasets.offline_obs import decision_threads
 from hrlxf_core.datasets.partition import PartitionTables
 from hrlxf_core.l1_safety import baseline, l1_limits, time_mask
 from hrlxf_core.online import TableOffer, live_observation, thread_from_nmi
@@ -90,21 +90,7 @@ def test_offline_state_equals_live_state_at_every_decision(probed_world) -> None
     tables, probes = probed_world
     assert tables["worlds"]["recorder_errors"][0] == 0, tables["worlds"]["recorder_error"][0]
     pt = PartitionTables(path=Path("."), **tables)
-    dec, obs = decision_observations(pt.decisions, pt.day_states, pt.contracts, pt.negotiations)
-    assert dec.height > 200 and len(probes) == dec.height
-    neg = pt.negotiations.select(
-        "world_id", "agent_id", "negotiation_id", "q_min", "q_max", "t_min", "t_max", "p_min", "p_max"
-    )
-    dec = dec.join(neg, on=["world_id", "agent_id", "negotiation_id"], how="left", maintain_order="left")
-    from hrlxf_core.l1_safety import Threads
-
-    threads = Threads(
-        is_buyer=dec["is_buyer"].to_numpy().astype(bool),
-        **{
-            c: dec[c].cast(pl.Float64).to_numpy()
-            for c in ("q_min", "q_max", "t_min", "t_max", "p_min", "p_max")
-        },
-    )
+    dec, obs, threads = decision_threads(pt)
     limits = l1_limits(obs)
     mask = time_mask(obs, limits, threads)
     base = baseline(obs, limits, threads, mask)

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from hrlxf_core.datasets.offline_obs import decision_observations
+from hrlxf_core.datasets.offline_obs import decision_threads
 from hrlxf_core.datasets.partition import PartitionTables
 from hrlxf_core.heuristics import L4_TEMPERATURE, l4_teacher_scores
-from hrlxf_core.l1_safety import Threads, baseline, l1_limits
+from hrlxf_core.l1_safety import baseline, l1_limits
 from hrlxf_core.l4_features import N_GLOBAL, N_THREAD, global_features, thread_features
 
 L4_SCHEMA: dict[str, pl.DataType] = {
@@ -37,25 +37,12 @@ def build_l4_distill(tables: PartitionTables, goal_hat: pl.DataFrame) -> pl.Data
     with the L2 goal (columns world_id, agent_id, day, seq, goal)."""
     if tables.decisions.height == 0:
         return pl.DataFrame(schema=L4_SCHEMA)
-    dec, obs = decision_observations(
-        tables.decisions, tables.day_states, tables.contracts, tables.negotiations
-    )
-    neg = tables.negotiations.select(
-        "world_id", "agent_id", "negotiation_id", "q_min", "q_max", "t_min", "t_max", "p_min", "p_max"
-    )
+    dec, obs, threads = decision_threads(tables)
     key = ["world_id", "agent_id", "day", "seq"]
-    dec = dec.join(neg, on=["world_id", "agent_id", "negotiation_id"], how="left", maintain_order="left")
     dec = dec.join(goal_hat.select(*key, "goal"), on=key, how="left", maintain_order="left")
     if dec["goal"].null_count():
         raise ValueError(f"L4 distill: {dec['goal'].null_count()} decision(s) without a goal_hat row")
     n = dec.height
-    threads = Threads(
-        is_buyer=dec["is_buyer"].to_numpy().astype(bool),
-        **{
-            c: dec[c].cast(pl.Float64).to_numpy()
-            for c in ("q_min", "q_max", "t_min", "t_max", "p_min", "p_max")
-        },
-    )
     limits = l1_limits(obs)
     base = baseline(obs, limits, threads)
     goal = dec["goal"].to_numpy().reshape(n, -1).astype(np.float64)

@@ -13,9 +13,9 @@ import numpy as np
 import polars as pl
 
 from hrlxf_core.constants import N_OFFSETS
-from hrlxf_core.datasets.offline_obs import _group_ids, decision_observations
+from hrlxf_core.datasets.offline_obs import _group_ids, decision_threads
 from hrlxf_core.datasets.partition import PartitionTables
-from hrlxf_core.l1_safety import Threads, baseline, l1_limits, market_price, role_safe, time_mask
+from hrlxf_core.l1_safety import baseline, l1_limits, market_price, role_safe, time_mask
 from hrlxf_core.labels import GOAL_DIM
 from hrlxf_core.normalization import INVENTORY_DAYS_NORM
 from hrlxf_core.state import N_STATIC, x_role_thread, x_static
@@ -150,31 +150,7 @@ def build_micro(tables: PartitionTables) -> pl.DataFrame:
     """Micro samples of a partition (rows sorted by world, agent, day, seq)."""
     if tables.decisions.height == 0:
         return pl.DataFrame(schema=MICRO_SCHEMA)
-    dec, obs = decision_observations(
-        tables.decisions, tables.day_states, tables.contracts, tables.negotiations
-    )
-    neg = tables.negotiations.select(
-        "world_id",
-        "agent_id",
-        "negotiation_id",
-        "q_min",
-        "q_max",
-        "t_min",
-        "t_max",
-        "p_min",
-        "p_max",
-        "status",
-        "agreement_q",
-        "agreement_p",
-    )
-    dec = dec.join(neg, on=["world_id", "agent_id", "negotiation_id"], how="left", maintain_order="left")
-    threads = Threads(
-        is_buyer=dec["is_buyer"].to_numpy().astype(bool),
-        **{
-            c: dec[c].cast(pl.Float64).to_numpy()
-            for c in ("q_min", "q_max", "t_min", "t_max", "p_min", "p_max")
-        },
-    )
+    dec, obs, threads = decision_threads(tables)
     limits = l1_limits(obs)
     mask = time_mask(obs, limits, threads)
     base = baseline(obs, limits, threads, mask)

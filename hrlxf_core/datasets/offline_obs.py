@@ -8,9 +8,12 @@ thousands of decisions is processed without a Python loop per decision.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import polars as pl
 
+from hrlxf_core.l1_safety import Threads
 from hrlxf_core.state import RECORD_TO_OBS, RECORD_VECTORS, K, Observation, observation_from_arrays
 
 DAY_KEY = ["world_id", "agent_id", "day"]
@@ -177,3 +180,23 @@ def decision_observations(
         target = RECORD_VECTORS[rec_name]
         setattr(obs, target, getattr(obs, target) + add)
     return joined, obs
+
+
+RANGE_COLUMNS = ("q_min", "q_max", "t_min", "t_max", "p_min", "p_max")
+
+
+def decision_threads(tables: Any) -> tuple[pl.DataFrame, Observation, Threads]:
+    """At every decision of ``tables`` (a PartitionTables): the observation, and the thread
+    (issue ranges, role) with its negotiation's outcome columns joined to the decisions frame."""
+    dec, obs = decision_observations(
+        tables.decisions, tables.day_states, tables.contracts, tables.negotiations
+    )
+    neg = tables.negotiations.select(
+        "world_id", "agent_id", "negotiation_id", *RANGE_COLUMNS, "status", "agreement_q", "agreement_p"
+    )
+    dec = dec.join(neg, on=["world_id", "agent_id", "negotiation_id"], how="left", maintain_order="left")
+    threads = Threads(
+        is_buyer=dec["is_buyer"].to_numpy().astype(bool),
+        **{c: dec[c].cast(pl.Float64).to_numpy() for c in RANGE_COLUMNS},
+    )
+    return dec, obs, threads

@@ -234,9 +234,20 @@ def collect(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_manifest(out_dir, cfg, run_id)
-    return run_specs(specs, out_dir, run_id, data_dir, workers=cfg.workers, world_timeout_s=cfg.world_timeout_s,
-                     tracked=cfg.tracked, retry_failed=cfg.retry_failed, label=f"{cfg.profile} profile",
-                     progress=progress, poll_s=poll_s, t_start=t_start)
+    return run_specs(
+        specs,
+        out_dir,
+        run_id,
+        data_dir,
+        workers=cfg.workers,
+        world_timeout_s=cfg.world_timeout_s,
+        tracked=cfg.tracked,
+        retry_failed=cfg.retry_failed,
+        label=f"{cfg.profile} profile",
+        progress=progress,
+        poll_s=poll_s,
+        t_start=t_start,
+    )
 
 
 def run_specs(
@@ -256,7 +267,9 @@ def run_specs(
     """Run (or resume) the given worlds into ``out_dir``, hang-proof, one process per world."""
     t_start = time.perf_counter() if t_start is None else t_start
     out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = CollectionConfig(workers=workers, world_timeout_s=world_timeout_s, tracked=tracked, retry_failed=retry_failed)
+    cfg = CollectionConfig(
+        workers=workers, world_timeout_s=world_timeout_s, tracked=tracked, retry_failed=retry_failed
+    )
     finished = _finished_worlds(out_dir)
     if cfg.retry_failed:
         for wid, status in list(finished.items()):
@@ -264,7 +277,9 @@ def run_specs(
                 shutil.rmtree(parts_dir(out_dir) / wid)
                 del finished[wid]
     # longest worlds first: with few, uneven worlds, starting the longest last caps the speedup
-    todo = sorted((s for s in specs if s.world_id not in finished), key=lambda s: (-estimated_cost(s), s.index))
+    todo = sorted(
+        (s for s in specs if s.world_id not in finished), key=lambda s: (-estimated_cost(s), s.index)
+    )
     n_skipped = len(specs) - len(todo)
     progress(
         f"[collect {run_id}] {len(specs)} worlds ({label}), {n_skipped} already on disk, "

@@ -221,8 +221,15 @@ def _agent_stats(world: Any, spec: WorldSpec) -> list[dict[str, Any]]:
         if obj is None or not hasattr(obj, "hrlxf_stats"):
             continue
         label = spec.agent_labels[slot] if spec.agent_labels and slot < len(spec.agent_labels) else ""
-        rows.append({"world_id": spec.world_id, "agent_id": aid, "agent_type": expert_path_of(type(obj)),
-                     "label": label, "stats_json": json.dumps(obj.hrlxf_stats())})
+        rows.append(
+            {
+                "world_id": spec.world_id,
+                "agent_id": aid,
+                "agent_type": expert_path_of(type(obj)),
+                "label": label,
+                "stats_json": json.dumps(obj.hrlxf_stats()),
+            }
+        )
     return rows
 
 
