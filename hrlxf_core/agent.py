@@ -30,12 +30,12 @@ from scml.std import StdSyncAgent
 from hrlxf_core.agent_layers import make_stack
 from hrlxf_core.datasets.micro import HIST_FEATURES, HIST_LEN, OP_ACCEPT, OP_OFFER
 from hrlxf_core.l1_safety import (
+    ReservedLimits,
     Threads,
     baseline,
     clip_action,
     l1_limits,
     market_price,
-    reserve,
     role_safe,
     time_mask,
 )
@@ -196,16 +196,16 @@ def plan_round(
         fallback[:] = True
     q_prop, p_prop = residual_to_offer(residual, base.q, base.p, rows.n_lines, market)
     order = sorted(range(t), key=lambda k: (-round(float(alpha[k]), 12), inputs[k].nid))
-    work = obs.copy()  # reservations accumulate here; features above used the unreserved state
+    reserved = ReservedLimits(obs)  # reservations accumulate here; features used the unreserved state
     out: dict[str, Planned] = {}
     for k in order:
         th_k = th.take(np.array([k]))
-        lim_k = l1_limits(work)
-        mask_k = time_mask(work, lim_k, th_k)
+        lim_k = reserved.limits()
+        mask_k = time_mask(obs, lim_k, th_k)
         buyer = bool(th.is_buyer[k])
         if op[k] == OP_ACCEPT and has[k]:
             c = clip_action(
-                work, lim_k, th_k, recv[k : k + 1, 0], recv[k : k + 1, 1] - day, recv[k : k + 1, 2], mask_k
+                obs, lim_k, th_k, recv[k : k + 1, 0], recv[k : k + 1, 1] - day, recv[k : k + 1, 2], mask_k
             )
             if (
                 c.feasible[0]
@@ -213,7 +213,7 @@ def plan_round(
                 and c.delta[0] == recv[k, 1] - day
                 and c.p[0] == recv[k, 2]
             ):
-                reserve(work, 0, buyer, float(recv[k, 0]), int(recv[k, 1] - day), float(recv[k, 2]))
+                reserved.reserve(buyer, float(recv[k, 0]), int(recv[k, 1] - day), float(recv[k, 2]))
                 out[inputs[k].nid] = Planned("ACCEPT", None, fallback=bool(fallback[k]))
                 continue
             op_k = OP_OFFER  # the offer is no longer safe after the reservations before it
@@ -222,14 +222,14 @@ def plan_round(
         if op_k != OP_OFFER:
             out[inputs[k].nid] = Planned("END", None, fallback=bool(fallback[k]))
             continue
-        a = clip_action(work, lim_k, th_k, q_prop[k : k + 1], delta[k : k + 1], p_prop[k : k + 1], mask_k)
+        a = clip_action(obs, lim_k, th_k, q_prop[k : k + 1], delta[k : k + 1], p_prop[k : k + 1], mask_k)
         if not a.feasible[0]:
             out[inputs[k].nid] = Planned("END", None, fallback=bool(fallback[k]))
             continue
         changed = bool(
             abs(a.q[0] - q_prop[k]) > 0.5 or a.delta[0] != delta[k] or abs(a.p[0] - p_prop[k]) > 0.5
         )
-        reserve(work, 0, buyer, float(a.q[0]), int(a.delta[0]), float(a.p[0]))
+        reserved.reserve(buyer, float(a.q[0]), int(a.delta[0]), float(a.p[0]))
         out[inputs[k].nid] = Planned(
             "OFFER", (int(a.q[0]), day + int(a.delta[0]), int(a.p[0])), changed, bool(fallback[k])
         )

@@ -103,13 +103,13 @@ class NeuralStack:
         from hrlxf_core.state import build_state
 
         s = build_state(obs)
-        with self.torch.no_grad():
+        with self.torch.inference_mode():
             mean, _ = self.l2(self._t(s.x_static), self._t(s.x_temporal), self._t(s.x_role))
         return mean.float().cpu().numpy().astype(np.float64)
 
     def alpha(self, thread_feats: np.ndarray, global_feats: np.ndarray) -> np.ndarray:
         t = len(thread_feats)
-        with self.torch.no_grad():
+        with self.torch.inference_mode():
             a = self.l4(
                 self._t(thread_feats[None]),
                 self._t(np.ones((1, t), bool)),
@@ -123,7 +123,7 @@ class NeuralStack:
         from hrlxf_core.models.l3_inputs import l3_model_inputs
 
         x = l3_model_inputs(cols)
-        with self.torch.no_grad():
+        with self.torch.inference_mode():
             out = self.l3.act(
                 self._t(x["hist"]),
                 self._t(x["hist_len"], self.torch.long),

@@ -52,19 +52,58 @@ class Threads:
         return Threads(**{k: v[idx] for k, v in self.__dict__.items()})
 
 
-def l1_limits(obs: Observation) -> L1Limits:
+def _limit_parts(obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The unclamped quantities behind the limits: (raw buy room (B, K), output slack (B, K),
+    in-game mask (B, K), B_free (B,)). Reservations move them linearly (see ReservedLimits)."""
     in_game = offsets_in_game(obs)
     days_left = np.maximum(obs.n_steps[:, None] - obs.day[:, None] - np.arange(K)[None, :], 0)
     committed_in = obs.inventory_input + inbound(obs).sum(1)
-    q_buy = np.maximum(obs.n_lines[:, None] * days_left - committed_in[:, None], 0.0) * in_game
+    raw_buy = obs.n_lines[:, None] * days_left - committed_in[:, None]
     plan, _ = production_plan(obs)
     produced_before = np.concatenate([np.zeros((obs.size, 1)), np.cumsum(plan, axis=1)[:, :-1]], axis=1)
     slack = obs.inventory_output[:, None] + produced_before - np.cumsum(outbound(obs), axis=1)
-    future_min = np.minimum.accumulate(slack[:, ::-1], axis=1)[:, ::-1]
-    q_sell = np.maximum(future_min, 0.0) * in_game
     reserve = obs.production_cost * committed_in
     b_free = obs.balance - obs.payables.sum(1) - obs.exo_input_value - reserve
-    return L1Limits(q_safe_buy=q_buy, q_safe_sell=q_sell, b_free=b_free)
+    return raw_buy, slack, in_game, b_free
+
+
+def _limits_from_parts(
+    raw_buy: np.ndarray, slack: np.ndarray, in_game: np.ndarray, b_free: np.ndarray
+) -> L1Limits:
+    q_buy = np.maximum(raw_buy, 0.0) * in_game
+    future_min = np.minimum.accumulate(slack[:, ::-1], axis=1)[:, ::-1]
+    q_sell = np.maximum(future_min, 0.0) * in_game
+    return L1Limits(q_safe_buy=q_buy, q_safe_sell=q_sell, b_free=np.asarray(b_free, dtype=np.float64).copy())
+
+
+def l1_limits(obs: Observation) -> L1Limits:
+    return _limits_from_parts(*_limit_parts(obs))
+
+
+class ReservedLimits:
+    """The limits of one observation under a growing set of reservations, updated in O(K) per
+    reservation (the agent plans a round's threads one after the other). Equal to
+    ``l1_limits`` of the observation after the same ``reserve`` calls (property-tested): a
+    purchase of q at price p lowers the buy room by q everywhere and B_free by q·(p + production
+    cost) and leaves the sell side unchanged; a sale of q at δ lowers the output slack from δ on."""
+
+    def __init__(self, obs: Observation, row: int = 0) -> None:
+        raw_buy, slack, in_game, b_free = _limit_parts(obs.take([row]))
+        self.raw_buy, self.slack, self.in_game, self.b_free = raw_buy, slack, in_game, b_free
+        self.cost = float(obs.production_cost[row])
+
+    def limits(self) -> L1Limits:
+        return _limits_from_parts(self.raw_buy, self.slack, self.in_game, self.b_free)
+
+    def reserve(self, is_buyer: bool, q: float, delta: int, p: float) -> None:
+        if q <= 0:
+            return
+        if is_buyer:
+            self.raw_buy = self.raw_buy - q
+            self.b_free = self.b_free - q * (p + self.cost)
+        else:
+            self.slack = self.slack.copy()
+            self.slack[:, delta:] -= q
 
 
 def role_safe(limits: L1Limits, is_buyer: np.ndarray) -> np.ndarray:

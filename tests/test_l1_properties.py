@@ -504,3 +504,25 @@ def test_batch_api_is_order_free_and_row_independent(args) -> None:
         single = _outputs(obs.take(idx), threads.take(idx), q[idx], d[idx], p[idx])
         for name, value in full.items():
             np.testing.assert_array_equal(single[name][0], value[i], err_msg=f"{name} row {i}")
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_incremental_reserved_limits_equal_recomputed_limits(data) -> None:
+    """ReservedLimits (the agent's O(K) update) equals l1_limits after reserve() at every step."""
+    from hrlxf_core.l1_safety import ReservedLimits
+
+    obs = data.draw(observations(max_rows=1))
+    work = obs.copy()
+    inc = ReservedLimits(obs)
+    for _ in range(data.draw(st.integers(1, 6))):
+        buyer = data.draw(st.booleans())
+        q = data.draw(st.integers(0, 15))
+        delta = data.draw(st.integers(0, K - 1))
+        p = data.draw(st.floats(1.0, 60.0))
+        reserve(work, 0, buyer, float(q), delta, p)
+        inc.reserve(buyer, float(q), delta, p)
+        ref, got = l1_limits(work), inc.limits()
+        np.testing.assert_allclose(got.q_safe_buy, ref.q_safe_buy, atol=1e-7)
+        np.testing.assert_allclose(got.q_safe_sell, ref.q_safe_sell, atol=1e-7)
+        np.testing.assert_allclose(got.b_free, ref.b_free, atol=1e-6)
