@@ -42,6 +42,7 @@ from hrlxf_core.l1_safety import (
 from hrlxf_core.l4_features import global_features, thread_features
 from hrlxf_core.models.l3_inputs import residual_to_offer
 from hrlxf_core.normalization import INVENTORY_DAYS_NORM
+from hrlxf_core.numeric import finite
 from hrlxf_core.online import TableOffer, live_observation, thread_from_nmi
 from hrlxf_core.state import Observation, x_role_thread, x_static
 
@@ -133,9 +134,9 @@ def plan_round(
     goal_rows = np.repeat(np.asarray(goal, np.float64).reshape(1, -1), t, axis=0)
     cols = {
         "has_offer": has,
-        "recv_q": np.nan_to_num(recv[:, 0]),
-        "recv_delta": np.nan_to_num(recv[:, 1] - day),
-        "recv_p": np.nan_to_num(recv[:, 2]),
+        "recv_q": finite(recv[:, 0]),
+        "recv_delta": finite(recv[:, 1] - day),
+        "recv_p": finite(recv[:, 2]),
         "x_role": x_role_thread(th.is_buyer),
         "x_static": x_static(rows),
         "relative_time": np.array([x.relative_time for x in inputs]),

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hrlxf_core.numeric import finite
 from hrlxf_core.state import K, Observation, inbound, offsets_in_game, outbound, production_plan
 
 BUY_PRICE_FACTOR = 0.95
@@ -176,17 +177,17 @@ def clip_action(
     the role's safe quantity, the budget and the thread's quantity range (all integers)."""
     mask = time_mask(obs, limits, threads) if mask is None else mask
     is_buyer = np.asarray(threads.is_buyer, bool)
-    d = np.clip(np.rint(np.nan_to_num(np.asarray(delta, np.float64))), 0, K - 1).astype(np.int64)
+    d = np.clip(np.rint(finite(np.asarray(delta, np.float64))), 0, K - 1).astype(np.int64)
     has = mask.any(1)
     d = np.where(has, _nearest_masked(d, mask), d)
-    price = np.clip(np.rint(np.nan_to_num(np.asarray(p, np.float64), nan=0.0)), threads.p_min, threads.p_max)
+    price = np.clip(np.rint(finite(np.asarray(p, np.float64), nan=0.0)), threads.p_min, threads.p_max)
     price = np.maximum(price, 1.0)
     rows = np.arange(len(d))
     safe = role_safe(limits, is_buyer)[rows, d]
     budget_q = np.maximum(limits.b_free, 0.0) / (price + np.maximum(obs.production_cost, 0.0))
     cap = np.where(is_buyer, np.minimum(safe, budget_q), safe)
     cap = np.minimum(cap, threads.q_max)
-    qq = np.floor(np.minimum(np.maximum(np.nan_to_num(np.asarray(q, np.float64)), 0.0), cap) + 1e-9)
+    qq = np.floor(np.minimum(np.maximum(finite(np.asarray(q, np.float64)), 0.0), cap) + 1e-9)
     ok = has & (qq >= np.maximum(threads.q_min, 1))
     return Action(q=np.where(ok, qq, 0).astype(np.int64), delta=d, p=price.astype(np.int64), feasible=ok)
 

@@ -12,6 +12,7 @@ import numpy as np
 from hrlxf_core.l1_safety import Baseline, L1Limits, Threads, market_price, role_safe
 from hrlxf_core.labels import GOAL_DIM, hard_bucket
 from hrlxf_core.normalization import FEATURE_CLIP, INVENTORY_DAYS_NORM, ROUNDS_NORM, THREADS_NORM
+from hrlxf_core.numeric import finite
 from hrlxf_core.state import N_STATIC, N_TEMPORAL, Observation, x_role_thread, x_static, x_temporal
 
 THREAD_FEATURE_NAMES = (
@@ -55,7 +56,7 @@ def thread_features(
     market = np.maximum(market_price(obs, threads.is_buyer), 1e-9)
     has = ~np.isnan(np.asarray(offer_q, np.float64))
     rows = np.arange(n)
-    delta = np.where(has, np.nan_to_num(np.asarray(offer_delta, np.float64)), base.delta).astype(np.int64)
+    delta = np.where(has, finite(np.asarray(offer_delta, np.float64)), base.delta).astype(np.int64)
     delta = np.clip(delta, 0, obs.supplies.shape[1] - 1)
     safe = role_safe(limits, threads.is_buyer)[rows, delta]
     goal = np.zeros((n, GOAL_DIM)) if goal is None else np.asarray(goal, np.float64)
@@ -68,14 +69,14 @@ def thread_features(
         np.asarray(round_, np.float64) / ROUNDS_NORM,
         np.asarray(relative_time, np.float64),
         has.astype(np.float64),
-        np.where(has, np.nan_to_num(offer_q) / nl, 0.0),
-        np.where(has, np.nan_to_num(offer_delta) / INVENTORY_DAYS_NORM, 0.0),
-        np.where(has, np.nan_to_num(offer_p) / market, 0.0),
+        np.where(has, finite(offer_q) / nl, 0.0),
+        np.where(has, finite(offer_delta) / INVENTORY_DAYS_NORM, 0.0),
+        np.where(has, finite(offer_p) / market, 0.0),
         base.q / nl,
         base.delta / INVENTORY_DAYS_NORM,
         base.p / market,
         safe / (nl * INVENTORY_DAYS_NORM),
-        goal_q - np.where(has, np.nan_to_num(offer_q) / nl, 0.0),
+        goal_q - np.where(has, finite(offer_q) / nl, 0.0),
     ]
     feats = np.concatenate([np.stack(cols, axis=1), temporal], axis=1)
     return np.clip(feats, -FEATURE_CLIP, FEATURE_CLIP)

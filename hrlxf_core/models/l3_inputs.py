@@ -37,6 +37,7 @@ from hrlxf_core.normalization import (
     PRICE_NORM,
     ROUNDS_NORM,
 )
+from hrlxf_core.numeric import finite
 from hrlxf_core.state import N_STATIC, STATIC_NAMES
 
 L3_CONTEXT_NAMES: tuple[str, ...] = (
@@ -145,7 +146,7 @@ def l3_context(cols: Mapping[str, Any] | Any) -> np.ndarray:
     ]
     ctx = np.concatenate(parts, axis=1)
     ctx = np.clip(
-        np.nan_to_num(ctx, nan=0.0, posinf=FEATURE_CLIP, neginf=-FEATURE_CLIP), -FEATURE_CLIP, FEATURE_CLIP
+        finite(ctx, nan=0.0), -FEATURE_CLIP, FEATURE_CLIP
     )
     return ctx.astype(np.float32)
 
@@ -174,7 +175,7 @@ def l3_model_inputs(cols: Mapping[str, Any] | Any) -> dict[str, np.ndarray]:
     tm = _col(cols, "time_mask").astype(bool)
     tm = tm.reshape(len(tm), N_OFFSETS)
     return {
-        "hist": np.clip(np.nan_to_num(hist), -FEATURE_CLIP, FEATURE_CLIP),
+        "hist": np.clip(finite(hist), -FEATURE_CLIP, FEATURE_CLIP),
         "hist_len": np.clip(_col(cols, "hist_len").astype(np.int64), 0, HIST_LEN),
         "context": l3_context(cols),
         "time_mask": tm,
@@ -189,7 +190,7 @@ def residual_target(
     rq = np.asarray(res_q, np.float64) / np.maximum(np.asarray(n_lines, np.float64), 1e-9)
     rp = np.asarray(res_p, np.float64) / np.maximum(np.asarray(market, np.float64), 1e-9)
     bq, bp = RESIDUAL_BOUNDS
-    out = np.stack([np.clip(np.nan_to_num(rq), -bq, bq), np.clip(np.nan_to_num(rp), -bp, bp)], axis=1)
+    out = np.stack([np.clip(finite(rq), -bq, bq), np.clip(finite(rp), -bp, bp)], axis=1)
     return out.astype(np.float32)
 
 
