@@ -231,3 +231,22 @@ def test_broken_part_file_names_file_and_field(tmp_path: Path) -> None:
     truncated.write_bytes(good.read_bytes()[:20])
     with pytest.raises(DataFileError, match="t.parquet: not a readable parquet file"):
         read_parquet_checked(truncated)
+
+
+def test_partition_of_an_older_record_schema_is_refused(tmp_path: Path) -> None:
+    import json
+
+    cfg = make_config(
+        "smoke",
+        roster=["GreedyStdAgent"],
+        n_worlds=1,
+        n_steps_min=5,
+        n_steps_max=5,
+        competitors_per_world=1,
+        seed=1,
+    )
+    out = tmp_path / "p"
+    out.mkdir()
+    (out / "collection.json").write_text(json.dumps({"record_schema_version": 1, "draw_key": cfg.draw_key()}))
+    with pytest.raises(ValueError, match=r"record_schema_version.*schema v1.*new partition"):
+        collect(cfg, out, "p", tmp_path, progress=lambda _: None)

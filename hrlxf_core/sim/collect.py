@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from hrlxf_core.constants import RECORD_SCHEMA_VERSION
 from hrlxf_core.io import read_parquet_checked, write_dir_atomic, write_parquet_atomic, write_text_atomic
 from hrlxf_core.sim.records import OPTIONAL_TABLES, SCHEMAS, TABLES, empty_frame
 from hrlxf_core.sim.roster import KNOWN_AGENTS, resolve_roster
@@ -181,9 +182,16 @@ def _check_manifest(out_dir: Path, cfg: CollectionConfig, run_id: str) -> None:
     key = cfg.draw_key()
     if path.exists():
         try:
-            old = json.loads(path.read_text())["draw_key"]
+            manifest = json.loads(path.read_text())
+            old = manifest["draw_key"]
         except Exception as exc:
             raise ValueError(f"{path}: unreadable collection manifest ({exc})") from exc
+        version = manifest.get("record_schema_version", RECORD_SCHEMA_VERSION)
+        if version != RECORD_SCHEMA_VERSION:
+            raise ValueError(
+                f"{path} (field 'record_schema_version'): partition {run_id!r} holds tables of record schema "
+                f"v{version}, this code writes v{RECORD_SCHEMA_VERSION}; collect into a new partition"
+            )
         diff = sorted(k for k in key if old.get(k) != key[k])
         if diff:
             raise ValueError(
@@ -193,7 +201,16 @@ def _check_manifest(out_dir: Path, cfg: CollectionConfig, run_id: str) -> None:
             )
     else:
         write_text_atomic(
-            json.dumps({"run_id": run_id, "draw_key": key, "config": asdict(cfg)}, indent=2), path
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "record_schema_version": RECORD_SCHEMA_VERSION,
+                    "draw_key": key,
+                    "config": asdict(cfg),
+                },
+                indent=2,
+            ),
+            path,
         )
 
 
