@@ -12,7 +12,7 @@ import polars as pl
 import torch
 
 from hrlxf_core.labels import GOAL_DIM, GOAL_NAMES
-from hrlxf_core.models.l2 import L2Config, L2Net, l2_nll
+from hrlxf_core.models.l2 import L2Config, L2Net, l2_loss
 from hrlxf_core.state import N_TEMPORAL, K
 from hrlxf_core.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -58,7 +58,7 @@ def macro_arrays(files: Sequence[Path]) -> dict[str, np.ndarray]:
 
 def _l2_loss(model: torch.nn.Module, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     mean, log_std = model(b["x_static"], b["x_temporal"], b["x_role"])
-    return l2_nll(mean.float(), log_std.float(), b["goal"], b["goal_mask"]), {}
+    return l2_loss(mean.float(), log_std.float(), b["goal"], b["goal_mask"]), {}
 
 
 def _predict(
