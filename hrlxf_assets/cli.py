@@ -152,7 +152,7 @@ def _materialize(assets: list[str], partition: str | None, ops: dict, log=print)
     return result.success
 
 
-def run_train(max_epochs: int, l3_epochs: int | None, awr_epochs: int, device: str, log=print) -> int:
+def run_train(max_epochs: int, l3_epochs: int | None, awr_epochs: int, device: str, batch_size: int = 256, log=print) -> int:
     """Train the models in the seed's order on every materialized partition."""
     import dagster as dg
 
@@ -167,7 +167,7 @@ def run_train(max_epochs: int, l3_epochs: int | None, awr_epochs: int, device: s
     if not parts:
         log("hrlxf train: no partition with micro samples; run hrlxf collect first")
         return 1
-    cfg = {"max_epochs": max_epochs, "device": device}
+    cfg = {"max_epochs": max_epochs, "device": device, "batch_size": batch_size}
     steps = [(["l2_model"], None, {"l2_model": {"config": cfg}})]
     steps += [(["micro_samples_goal_hat"], p, {}) for p in parts]
     steps += [
@@ -312,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--l3-epochs", type=int, default=None, help="BC epochs of L3 (default: --max-epochs)")
     tr.add_argument("--awr-epochs", type=int, default=4)
     tr.add_argument("--device", default="auto")
+    tr.add_argument("--batch-size", type=int, default=256)
     ev = sub.add_parser("evaluate", help="materialize agent_evaluation (HRL modes vs experts, same worlds)")
     ev.add_argument("--n-worlds", type=int, default=20)
     ev.add_argument("--steps-min", type=int, default=50)
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return run_demo(args.partition, args.profile)
     if args.command == "train":
-        return run_train(args.max_epochs, args.l3_epochs, args.awr_epochs, args.device)
+        return run_train(args.max_epochs, args.l3_epochs, args.awr_epochs, args.device, args.batch_size)
     if args.command == "evaluate":
         return run_evaluate(args.n_worlds, args.steps_min, args.steps_max, args.seed, args.workers)
     if args.command == "lineage":
