@@ -181,16 +181,17 @@ def per_world_scores(out_dir: Path) -> pl.DataFrame:
     )
 
 
-def summarise(out_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(per-contender summary sorted by truncated mean, per-world table)."""
+def summarise(*out_dirs: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(per-contender summary sorted by truncated mean, per-world table) of one or several
+    evaluation runs (e.g. several seeds) pooled."""
     from negmas.helpers.numeric import truncated_mean
 
-    per_world = per_world_scores(out_dir)
-    stats_path = out_dir / "agent_stats.parquet"
+    per_world = pl.concat([per_world_scores(d) for d in out_dirs], how="vertical")
     agent_stats: dict[str, list[dict[str, Any]]] = {}
-    if stats_path.exists():
-        for r in pl.read_parquet(stats_path).iter_rows(named=True):
-            agent_stats.setdefault(r["label"], []).append(json.loads(r["stats_json"]))
+    for d in out_dirs:
+        if (d / "agent_stats.parquet").exists():
+            for r in pl.read_parquet(d / "agent_stats.parquet").iter_rows(named=True):
+                agent_stats.setdefault(r["label"], []).append(json.loads(r["stats_json"]))
     rows = []
     for name in per_world["contender"].unique(maintain_order=True):
         s = per_world.filter((pl.col("contender") == name) & (pl.col("status") == "ok"))["score"].to_numpy()
