@@ -75,8 +75,12 @@ def main() -> None:
     macro, macro_wall, macro_cpu = _timed(build_macro, tables, repeats=args.repeats)
     micro, micro_wall, micro_cpu = _timed(build_micro, tables, repeats=args.repeats)
     worlds = pl.read_parquet(logs / "worlds.parquet")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; polars {pl.__version__}")
-    print(f"partition: {logs} ({worlds.height} worlds, days {worlds['n_steps'].min()}-{worlds['n_steps'].max()})")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; polars {pl.__version__}"
+    )
+    print(
+        f"partition: {logs} ({worlds.height} worlds, days {worlds['n_steps'].min()}-{worlds['n_steps'].max()})"
+    )
     print(f"experts: {experts}")
     print(f"import (not counted): {IMPORT_S:.2f}s; load+check tables: {load_wall:.3f}s (counted below)")
     print(f"{'dataset':8} {'samples':>9} {'build s':>8} {'samples/s/core':>15} {'target':>8}")

@@ -152,7 +152,9 @@ def _materialize(assets: list[str], partition: str | None, ops: dict, log=print)
     return result.success
 
 
-def run_train(max_epochs: int, l3_epochs: int | None, awr_epochs: int, device: str, batch_size: int = 256, log=print) -> int:
+def run_train(
+    max_epochs: int, l3_epochs: int | None, awr_epochs: int, device: str, batch_size: int = 256, log=print
+) -> int:
     """Train the models in the seed's order on every materialized partition."""
     import dagster as dg
 

@@ -145,9 +145,7 @@ def l3_context(cols: Mapping[str, Any] | Any) -> np.ndarray:
         (market / PRICE_NORM)[:, None],
     ]
     ctx = np.concatenate(parts, axis=1)
-    ctx = np.clip(
-        finite(ctx, nan=0.0), -FEATURE_CLIP, FEATURE_CLIP
-    )
+    ctx = np.clip(finite(ctx, nan=0.0), -FEATURE_CLIP, FEATURE_CLIP)
     return ctx.astype(np.float32)
 
 
