@@ -18,6 +18,7 @@ from hrlxf_core.datasets.partition import expert_paths, load_partition
 from hrlxf_core.io import write_parquet_atomic
 from hrlxf_core.labels import BUCKET_EDGES, GOAL_NAMES
 from hrlxf_core.sim.roster import DEFAULT_EXPERTS
+from hrlxf_core.training.plots import macro_summary_png, micro_summary_png
 
 CODE_VERSION = "datasets-v2"
 MACRO_FILE = "macro.parquet"
@@ -32,6 +33,14 @@ class DatasetConfig(dg.Config):
         description="Roster names or full class paths of the experts whose rows feed the dataset "
         "(matched exactly by class path). Default: PenguinAgent and the 2025 finalists.",
     )
+
+
+def _summary_png(fn, *arrays) -> dg.MetadataValue:
+    from hrlxf_assets.lineage import png_markdown
+
+    if not len(arrays[0]):
+        return dg.MetadataValue.md("no rows")
+    return png_markdown(fn(*arrays), "labels")
 
 
 def _per_type(df: pl.DataFrame) -> dict[str, int]:
@@ -90,6 +99,9 @@ def macro_samples(
             "experts": dg.MetadataValue.json(expert_paths(config.experts)),
             "bucket_edges": dg.MetadataValue.json([list(e) for e in BUCKET_EDGES]),
             "label_summary": dg.MetadataValue.md(stats),
+            "label_plot": _summary_png(
+                macro_summary_png, goal, np.stack(df["goal_mask"].to_numpy()) if df.height else goal
+            ),
             "build_s": round(time.perf_counter() - t0, 3),
         },
         data_version=dg.DataVersion(files_sha256([out])[:16]),
@@ -133,6 +145,13 @@ def micro_samples(
             "rows": df.height,
             "rows_per_agent_type": dg.MetadataValue.json(_per_type(df)),
             "op_labels": dg.MetadataValue.json(ops),
+            "label_plot": _summary_png(
+                micro_summary_png,
+                df["op_label"].to_numpy(),
+                df["res_q"].to_numpy(),
+                df["res_p"].to_numpy(),
+                df["has_counter"].to_numpy(),
+            ),
             "experts": dg.MetadataValue.json(expert_paths(config.experts)),
             "build_s": round(time.perf_counter() - t0, 3),
         },

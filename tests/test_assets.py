@@ -89,3 +89,23 @@ def test_code_location_loads_through_workspace_yaml() -> None:
     repo = defs.get_repository_def()
     assert dg.AssetKey("tournament_logs") in repo.asset_graph.get_all_asset_keys()
     assert repo.get_schedule_def("recollect_schedule").default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+def test_eager_automation_parses_a_new_partition_and_never_retrains(tmp_path: Path) -> None:
+    """Evaluated without a daemon: once tournament_logs[p] is materialized, the parse assets of p
+    are requested, and no model is."""
+    from hrlxf_assets.datasets import macro_samples, micro_samples
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions(COLLECTION_RUNS, ["auto-1"])
+        first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        assert first.total_requested == 0  # nothing collected yet: nothing to parse
+        # record a materialization of the new partition, as a collection run would
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key="tournament_logs", partition="auto-1")
+        )
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert result.get_requested_partitions(macro_samples.key) == {"auto-1"}
+        assert result.get_requested_partitions(micro_samples.key) == {"auto-1"}
+        for model in ("l2_model", "l3_model", "l4_model", "agent_evaluation"):
+            assert result.get_num_requested(dg.AssetKey(model)) == 0

@@ -36,3 +36,60 @@ def curve_png(
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def _figure(ncols: int):
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.environ.get("HRLXF_DATA_DIR", "data"), ".mpl"))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(4 * ncols, 3.2), dpi=100)
+    return plt, fig, axes
+
+
+def _png(plt, fig) -> bytes:
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def macro_summary_png(goal, mask) -> bytes:
+    """L2 labels at a glance: mean quantity per bucket and side, and the price-ratio spread."""
+    import numpy as np
+
+    plt, fig, (a, b) = _figure(2)
+    g, m = np.asarray(goal), np.asarray(mask) > 0
+    nb = g.shape[1] // 4
+    for j, (name, col) in enumerate((("buy", 0), ("sell", 2))):
+        vals = [
+            g[m[:, 4 * k + col], 4 * k + col].mean() if m[:, 4 * k + col].any() else 0.0 for k in range(nb)
+        ]
+        a.bar(np.arange(nb) + 0.4 * j, vals, width=0.4, label=name)
+    a.set_xticks(np.arange(nb) + 0.2, [f"bucket {k}" for k in range(nb)])
+    a.set_ylabel("mean quantity label (days of production)")
+    a.legend(fontsize=8)
+    prices = g[:, 1::2][m[:, 1::2]]
+    b.hist(prices, bins=40)
+    b.set_xlabel("price label (ratio to trading price)")
+    b.set_ylabel("labels")
+    return _png(plt, fig)
+
+
+def micro_summary_png(op_label, res_q, res_p, has_counter) -> bytes:
+    """L3 labels at a glance: op classes, and the residuals of counter-offers."""
+    import numpy as np
+
+    plt, fig, (a, b, c) = _figure(3)
+    op = np.asarray(op_label)
+    a.bar(["ACCEPT", "OFFER", "END"], [(op == k).sum() for k in range(3)])
+    a.set_ylabel("decisions")
+    hc = np.asarray(has_counter, bool)
+    b.hist(np.asarray(res_q)[hc], bins=60)
+    b.set_xlabel("residual q (expert − baseline, units)")
+    c.hist(np.asarray(res_p)[hc], bins=60)
+    c.set_xlabel("residual p (expert − baseline)")
+    return _png(plt, fig)
