@@ -381,7 +381,11 @@ def _write_crash_part(
 ) -> None:
     from hrlxf_core.sim.world_run import failed_tables
 
-    msg = f"worker process died with exit code {exitcode} before writing the world's tables"
+    msg = (
+        f"worker process died with exit code {exitcode} before writing the world's tables "
+        "(a script that calls the collection must guard its entry point with "
+        "`if __name__ == '__main__':`: worker processes re-import the main module)"
+    )
     _write_part(out_dir, spec.world_id, failed_tables(spec, run_id, "failed", msg, elapsed))
 
 
