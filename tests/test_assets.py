@@ -109,3 +109,53 @@ def test_eager_automation_parses_a_new_partition_and_never_retrains(tmp_path: Pa
         assert result.get_requested_partitions(micro_samples.key) == {"auto-1"}
         for model in ("l2_model", "l3_model", "l4_model", "agent_evaluation"):
             assert result.get_num_requested(dg.AssetKey(model)) == 0
+
+
+def test_bumping_a_code_version_marks_the_asset_stale(tmp_path: Path) -> None:
+    """What the UI shows as 'has a new code version'. Dagster's stale-status resolver is internal
+    API (there is no public one in 1.13); this test pins the behaviour we rely on."""
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    from hrlxf_assets.datasets import macro_samples
+
+    store = DataStore(data_dir=str(tmp_path / "data"))
+    cfg = {
+        "roster": ["GreedyStdAgent", "RandomStdAgent"],
+        "n_worlds": 1,
+        "n_steps_min": 8,
+        "n_steps_max": 8,
+        "competitors_per_world": 2,
+        "workers": 1,
+        "seed": 1,
+    }
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions(COLLECTION_RUNS, ["p"])
+        ops = {
+            "tournament_logs": {"config": cfg},
+            "macro_samples": {"config": {"experts": ["GreedyStdAgent"]}},
+        }
+        assert dg.materialize(
+            [tournament_logs, macro_samples],
+            instance=instance,
+            partition_key="p",
+            resources={"data_store": store},
+            run_config={"ops": ops},
+        ).success
+
+        def status(*assets: dg.AssetsDefinition) -> dict[str, tuple[StaleStatus, list[str]]]:
+            graph = dg.Definitions(assets=list(assets), resources={"data_store": store}).resolve_asset_graph()
+            res = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
+            return {
+                a.key.to_user_string(): (
+                    res.get_status(a.key, "p"),
+                    [c.reason for c in res.get_stale_causes(a.key, "p")],
+                )
+                for a in assets
+            }
+
+        assert {s for s, _ in status(tournament_logs, macro_samples).values()} == {StaleStatus.FRESH}
+        bumped = macro_samples.map_asset_specs(lambda s: s.replace_attributes(code_version="datasets-v999"))
+        after = status(tournament_logs, bumped)
+        assert after["macro_samples"] == (StaleStatus.STALE, ["has a new code version"])
+        assert after["tournament_logs"][0] == StaleStatus.FRESH
