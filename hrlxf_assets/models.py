@@ -161,6 +161,42 @@ def _model_metadata(trained, sources: dict[str, Path], lineage: dict[str, Any], 
     }
 
 
+def _train_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    data_store: DataStore,
+    *,
+    asset: str,
+    source_asset: str,
+    source_file: str,
+    train: Any,
+    reproduce: Any,
+    metric_keys: tuple[str, ...],
+    title: str,
+    extra_lineage: dict[str, Any] | None = None,
+    **train_kwargs: Any,
+) -> tuple[Any, dict[str, Any], list[dg.AssetCheckResult]]:
+    """Train one model asset: sources, lineage, checkpoint under runs/<run_id>, current.json,
+    checks (finite, reload reproduces metrics, beats naive) and metadata, the same for L2/L3/L4."""
+    sources = source_files(context, data_store.root(), source_asset, source_file, config.partitions)
+    lineage = lineage_record(context, sources, CODE_VERSION, config, extra_lineage)
+    out = _model_dir(data_store, asset, context.run_id) / f"{asset[:2]}.pt"
+    work = data_store.root() / ".train"
+    files = list(sources.values())
+    trained = train(
+        files, out, work, _train_cfg(config), lineage=lineage, log=context.log.info, **train_kwargs
+    )
+    _publish_current(data_store, asset, out, trained.sha256)
+    checks = _model_checks(asset, out, trained.metrics, reproduce(out, files, work), metric_keys)
+    return trained, _model_metadata(trained, sources, lineage, title), checks
+
+
+def _result(trained: Any, md: dict[str, Any], checks: list[dg.AssetCheckResult]) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        metadata=md, data_version=dg.DataVersion(trained.sha256[:16]), check_results=checks
+    )
+
+
 @dg.asset(
     deps=[dg.AssetDep(macro_samples, partition_mapping=ALL)],
     group_name="models",
@@ -174,26 +210,13 @@ def l2_model(
 ) -> dg.MaterializeResult:
     from hrlxf_core.training.l2_train import reproduce_l2_metrics, train_l2
 
-    sources = source_files(context, data_store.root(), "macro_samples", MACRO_FILE, config.partitions)
-    lineage = lineage_record(context, sources, CODE_VERSION, config)
-    out = _model_dir(data_store, "l2_model", context.run_id) / "l2.pt"
-    work = data_store.root() / ".train"
-    trained = train_l2(
-        list(sources.values()), out, work, _train_cfg(config), lineage=lineage, log=context.log.info
-    )
-    _publish_current(data_store, "l2_model", out, trained.sha256)
-    checks = _model_checks(
-        "l2_model",
-        out,
-        trained.metrics,
-        reproduce_l2_metrics(out, list(sources.values()), work),
-        ("mae", "mae_train_mean"),
-    )
-    md = _model_metadata(trained, sources, lineage, "L2 behaviour cloning (Gaussian NLL)")
+    trained, md, checks = _train_model(
+        context, config, data_store, asset="l2_model", source_asset="macro_samples", source_file=MACRO_FILE,
+        train=train_l2, reproduce=reproduce_l2_metrics, metric_keys=("mae", "mae_train_mean"),
+        title="L2 behaviour cloning (Gaussian NLL + L1)",
+    )  # fmt: skip
     md["mae_vs_train_mean"] = f"{trained.metrics['mae']:.4f} vs {trained.metrics['mae_train_mean']:.4f}"
-    return dg.MaterializeResult(
-        metadata=md, data_version=dg.DataVersion(trained.sha256[:16]), check_results=checks
-    )
+    return _result(trained, md, checks)
 
 
 @dg.asset(
@@ -244,31 +267,13 @@ def l3_model(
 ) -> dg.MaterializeResult:
     from hrlxf_core.training.l3_train import reproduce_l3_metrics, train_l3
 
-    sources = source_files(
-        context, data_store.root(), "micro_samples_goal_hat", GOAL_HAT_FILE, config.partitions
-    )
     l2_path = current_checkpoint(data_store, "l2_model")
-    lineage = lineage_record(context, sources, CODE_VERSION, config, {"l2_checkpoint": str(l2_path)})
-    out = _model_dir(data_store, "l3_model", context.run_id) / "l3.pt"
-    work = data_store.root() / ".train"
-    trained = train_l3(
-        list(sources.values()),
-        out,
-        work,
-        _train_cfg(config),
-        awr_epochs=config.awr_epochs,
-        lineage=lineage,
-        log=context.log.info,
-    )
-    _publish_current(data_store, "l3_model", out, trained.sha256)
-    checks = _model_checks(
-        "l3_model",
-        out,
-        trained.metrics,
-        reproduce_l3_metrics(out, list(sources.values()), work),
-        ("op_accuracy", "residual_mae_q", "residual_mae_p", "delta_accuracy"),
-    )
-    md = _model_metadata(trained, sources, lineage, "L3 BC then AWR")
+    trained, md, checks = _train_model(
+        context, config, data_store, asset="l3_model", source_asset="micro_samples_goal_hat",
+        source_file=GOAL_HAT_FILE, train=train_l3, reproduce=reproduce_l3_metrics,
+        metric_keys=("op_accuracy", "residual_mae_q", "residual_mae_p", "delta_accuracy"), title="L3 BC then AWR",
+        extra_lineage={"l2_checkpoint": str(l2_path)}, awr_epochs=config.awr_epochs,
+    )  # fmt: skip
     m = trained.metrics
     md["vs_naive"] = dg.MetadataValue.md(
         "| metric | L3 | naive |\n|---|---:|---:|\n"
@@ -277,9 +282,7 @@ def l3_model(
         f"| residual MAE p | {m.get('residual_mae_p', float('nan')):.4f} | {m.get('residual_mae_p_zero', float('nan')):.4f} (zero) |\n"
         f"| delivery δ accuracy | {m.get('delta_accuracy', float('nan')):.3f} | {m.get('delta_accuracy_baseline', float('nan')):.3f} (baseline δ) |"
     )
-    return dg.MaterializeResult(
-        metadata=md, data_version=dg.DataVersion(trained.sha256[:16]), check_results=checks
-    )
+    return _result(trained, md, checks)
 
 
 @dg.asset(
@@ -328,22 +331,8 @@ def l4_model(
 ) -> dg.MaterializeResult:
     from hrlxf_core.training.l4_train import reproduce_l4_metrics, train_l4
 
-    sources = source_files(context, data_store.root(), "l4_distill_set", L4_FILE, config.partitions)
-    lineage = lineage_record(context, sources, CODE_VERSION, config)
-    out = _model_dir(data_store, "l4_model", context.run_id) / "l4.pt"
-    work = data_store.root() / ".train"
-    trained = train_l4(
-        list(sources.values()), out, work, _train_cfg(config), lineage=lineage, log=context.log.info
-    )
-    _publish_current(data_store, "l4_model", out, trained.sha256)
-    checks = _model_checks(
-        "l4_model",
-        out,
-        trained.metrics,
-        reproduce_l4_metrics(out, list(sources.values()), work),
-        ("kl", "top1_agreement"),
-    )
-    md = _model_metadata(trained, sources, lineage, "L4 distillation (KL to teacher)")
-    return dg.MaterializeResult(
-        metadata=md, data_version=dg.DataVersion(trained.sha256[:16]), check_results=checks
-    )
+    return _result(*_train_model(
+        context, config, data_store, asset="l4_model", source_asset="l4_distill_set", source_file=L4_FILE,
+        train=train_l4, reproduce=reproduce_l4_metrics, metric_keys=("kl", "top1_agreement"),
+        title="L4 distillation (KL to teacher)",
+    ))  # fmt: skip
