@@ -35,6 +35,7 @@ from hrlxf_core.l1_safety import (
     baseline,
     clip_action,
     l1_limits,
+    limit_parts,
     market_price,
     role_safe,
     time_mask,
@@ -391,15 +392,9 @@ class LitaAgentHRL(StdSyncAgent):
 
 
 def _limits_negative(obs: Observation, buyer: bool) -> bool:
-    """Raw (unclamped) limits below zero: budget or input capacity (buyer), output slack (seller)."""
-    from hrlxf_core.state import K, inbound, offsets_in_game, outbound, production_plan
-
+    """Raw (unclamped) limits below zero: budget or input capacity until the end of the game
+    (buyer), output slack at some in-game δ (seller); the same quantities L1 clamps."""
+    raw_buy, slack, in_game, b_free = limit_parts(obs)
     if buyer:
-        lim = l1_limits(obs)
-        committed = obs.inventory_input + inbound(obs).sum(1)
-        days_left = np.maximum(obs.n_steps - obs.day, 0)
-        return bool(lim.b_free[0] < -1e-6 or committed[0] > obs.n_lines[0] * days_left[0] + 1e-6)
-    plan, _ = production_plan(obs)
-    produced = np.concatenate([np.zeros((1, 1)), np.cumsum(plan, axis=1)[:, :-1]], axis=1)
-    slack = obs.inventory_output[:, None] + produced - np.cumsum(outbound(obs), axis=1)
-    return bool((slack[offsets_in_game(obs)] < -1e-6).any()) if K else False
+        return bool(b_free[0] < -1e-6 or raw_buy[0, 0] < -1e-6)
+    return bool((slack[in_game] < -1e-6).any())

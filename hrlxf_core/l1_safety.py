@@ -53,7 +53,7 @@ class Threads:
         return Threads(**{k: v[idx] for k, v in self.__dict__.items()})
 
 
-def _limit_parts(obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def limit_parts(obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The unclamped quantities behind the limits: (raw buy room (B, K), output slack (B, K),
     in-game mask (B, K), B_free (B,)). Reservations move them linearly (see ReservedLimits)."""
     in_game = offsets_in_game(obs)
@@ -78,7 +78,7 @@ def _limits_from_parts(
 
 
 def l1_limits(obs: Observation) -> L1Limits:
-    return _limits_from_parts(*_limit_parts(obs))
+    return _limits_from_parts(*limit_parts(obs))
 
 
 class ReservedLimits:
@@ -89,7 +89,7 @@ class ReservedLimits:
     cost) and leaves the sell side unchanged; a sale of q at δ lowers the output slack from δ on."""
 
     def __init__(self, obs: Observation, row: int = 0) -> None:
-        raw_buy, slack, in_game, b_free = _limit_parts(obs.take([row]))
+        raw_buy, slack, in_game, b_free = limit_parts(obs.take([row]))
         self.raw_buy, self.slack, self.in_game, self.b_free = raw_buy, slack, in_game, b_free
         self.cost = float(obs.production_cost[row])
 

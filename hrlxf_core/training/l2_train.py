@@ -13,6 +13,7 @@ import torch
 
 from hrlxf_core.labels import GOAL_DIM, GOAL_NAMES
 from hrlxf_core.models.l2 import L2Config, L2Net, l2_loss
+from hrlxf_core.models.schema import jsonable
 from hrlxf_core.state import N_TEMPORAL, K
 from hrlxf_core.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -172,22 +173,11 @@ def _payload(model, model_cfg, metrics, lineage, history, kind, train_mean=None)
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "config": asdict(model_cfg),
         "schema": feature_schema(kind),
-        "metrics": _plain(metrics),
-        "lineage": _plain(lineage or {}),
+        "metrics": jsonable(metrics),
+        "lineage": jsonable(lineage or {}),
         "history": history,
         "train_mean": None if train_mean is None else torch.as_tensor(train_mean),
     }
-
-
-def _plain(d: Any) -> Any:
-    """JSON-like python values only (torch.load(weights_only=True) refuses numpy scalars)."""
-    if isinstance(d, dict):
-        return {str(k): _plain(v) for k, v in d.items()}
-    if isinstance(d, list | tuple):
-        return [_plain(v) for v in d]
-    if isinstance(d, np.generic):
-        return d.item()
-    return d
 
 
 def load_l2(path: Path, device: str = "cpu") -> tuple[L2Net, dict[str, Any]]:
