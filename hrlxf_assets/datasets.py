@@ -1,6 +1,8 @@
 """``macro_samples`` and ``micro_samples``: leak-free L2 / L3 training samples per collection run."""
 
 import time
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -57,6 +59,32 @@ def _check_result(name: str, problems: list[str], asset: str) -> dg.AssetCheckRe
     )
 
 
+def _build_partition_dataset(
+    context: dg.AssetExecutionContext,
+    config: DatasetConfig,
+    data_store: DataStore,
+    asset: str,
+    filename: str,
+    build,
+) -> tuple[pl.DataFrame, Any, Path, dict[str, Any]]:
+    """Load the partition's logs, build one dataset, write it atomically; returns the frame, the
+    tables, the file and the metadata every dataset asset records."""
+    partition = context.partition_key
+    t0 = time.perf_counter()
+    tables = load_partition(data_store.asset_dir("tournament_logs", partition), config.experts)
+    df = build(tables)
+    out = data_store.asset_dir(asset, partition) / filename
+    write_parquet_atomic(df, out)
+    metadata = {
+        "path": dg.MetadataValue.path(str(out)),
+        "rows": df.height,
+        "rows_per_agent_type": dg.MetadataValue.json(_per_type(df)),
+        "experts": dg.MetadataValue.json(expert_paths(config.experts)),
+        "build_s": round(time.perf_counter() - t0, 3),
+    }
+    return df, tables, out, metadata
+
+
 @dg.asset(
     partitions_def=collection_runs,
     deps=[tournament_logs],
@@ -78,12 +106,9 @@ def _check_result(name: str, problems: list[str], asset: str) -> dg.AssetCheckRe
 def macro_samples(
     context: dg.AssetExecutionContext, config: DatasetConfig, data_store: DataStore
 ) -> dg.MaterializeResult:
-    partition = context.partition_key
-    t0 = time.perf_counter()
-    tables = load_partition(data_store.asset_dir("tournament_logs", partition), config.experts)
-    df = build_macro(tables)
-    out = data_store.asset_dir("macro_samples", partition) / MACRO_FILE
-    write_parquet_atomic(df, out)
+    df, tables, out, metadata = _build_partition_dataset(
+        context, config, data_store, "macro_samples", MACRO_FILE, build_macro
+    )
     problems = check_macro(df, tables.day_states)
     goal = np.stack(df["goal"].to_numpy()) if df.height else np.zeros((0, len(GOAL_NAMES)))
     stats = "| label | mean | max |\n|---|---:|---:|\n" + "\n".join(
@@ -93,16 +118,12 @@ def macro_samples(
     )
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(out)),
-            "rows": df.height,
-            "rows_per_agent_type": dg.MetadataValue.json(_per_type(df)),
-            "experts": dg.MetadataValue.json(expert_paths(config.experts)),
+            **metadata,
             "bucket_edges": dg.MetadataValue.json([list(e) for e in BUCKET_EDGES]),
             "label_summary": dg.MetadataValue.md(stats),
             "label_plot": _summary_png(
                 macro_summary_png, goal, np.stack(df["goal_mask"].to_numpy()) if df.height else goal
             ),
-            "build_s": round(time.perf_counter() - t0, 3),
         },
         data_version=dg.DataVersion(files_sha256([out])[:16]),
         check_results=[_check_result("macro_valid", problems, "macro_samples")],
@@ -131,19 +152,14 @@ def macro_samples(
 def micro_samples(
     context: dg.AssetExecutionContext, config: DatasetConfig, data_store: DataStore
 ) -> dg.MaterializeResult:
-    partition = context.partition_key
-    t0 = time.perf_counter()
-    tables = load_partition(data_store.asset_dir("tournament_logs", partition), config.experts)
-    df = build_micro(tables)
-    out = data_store.asset_dir("micro_samples", partition) / MICRO_FILE
-    write_parquet_atomic(df, out)
+    df, _, out, metadata = _build_partition_dataset(
+        context, config, data_store, "micro_samples", MICRO_FILE, build_micro
+    )
     problems = check_micro(df)
     ops = {OP_NAMES[int(k)]: int(v) for k, v in df.group_by("op_label").len().sort("op_label").iter_rows()}
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(out)),
-            "rows": df.height,
-            "rows_per_agent_type": dg.MetadataValue.json(_per_type(df)),
+            **metadata,
             "op_labels": dg.MetadataValue.json(ops),
             "label_plot": _summary_png(
                 micro_summary_png,
@@ -152,8 +168,6 @@ def micro_samples(
                 df["res_p"].to_numpy(),
                 df["has_counter"].to_numpy(),
             ),
-            "experts": dg.MetadataValue.json(expert_paths(config.experts)),
-            "build_s": round(time.perf_counter() - t0, 3),
         },
         data_version=dg.DataVersion(files_sha256([out])[:16]),
         check_results=[_check_result("micro_valid", problems, "micro_samples")],
