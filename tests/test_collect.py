@@ -189,26 +189,23 @@ def test_fixed_seed_gives_identical_results_and_nothing_outside_data_dir(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "home", "twice.py"]
 
 
+def _one_greedy_world(seed: int):
+    """A one-world, five-day config (the smallest collection the runner accepts)."""
+    return make_config(
+        "smoke",
+        roster=["GreedyStdAgent"],
+        n_worlds=1,
+        n_steps_min=5,
+        n_steps_max=5,
+        competitors_per_world=1,
+        seed=seed,
+    )
+
+
 def test_resume_with_a_different_config_is_refused(tmp_path: Path) -> None:
-    cfg = make_config(
-        "smoke",
-        roster=["GreedyStdAgent"],
-        n_worlds=1,
-        n_steps_min=5,
-        n_steps_max=5,
-        competitors_per_world=1,
-        seed=1,
-    )
+    cfg = _one_greedy_world(1)
     collect(cfg, tmp_path / "p", "p", tmp_path, progress=lambda _: None)
-    other = make_config(
-        "smoke",
-        roster=["GreedyStdAgent"],
-        n_worlds=1,
-        n_steps_min=5,
-        n_steps_max=5,
-        competitors_per_world=1,
-        seed=2,
-    )
+    other = _one_greedy_world(2)
     with pytest.raises(ValueError, match=r"collection.json.*different config.*seed"):
         collect(other, tmp_path / "p", "p", tmp_path, progress=lambda _: None)
 
@@ -236,15 +233,7 @@ def test_broken_part_file_names_file_and_field(tmp_path: Path) -> None:
 def test_partition_of_an_older_record_schema_is_refused(tmp_path: Path) -> None:
     import json
 
-    cfg = make_config(
-        "smoke",
-        roster=["GreedyStdAgent"],
-        n_worlds=1,
-        n_steps_min=5,
-        n_steps_max=5,
-        competitors_per_world=1,
-        seed=1,
-    )
+    cfg = _one_greedy_world(1)
     out = tmp_path / "p"
     out.mkdir()
     (out / "collection.json").write_text(json.dumps({"record_schema_version": 1, "draw_key": cfg.draw_key()}))

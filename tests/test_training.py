@@ -226,7 +226,9 @@ def test_goal_hat_backfill_uses_the_trained_l2(trained_graph) -> None:
     micro = pl.read_parquet(data / "micro_samples" / "pa" / "micro.parquet")
     assert gh.height == micro.height
     goal = np.stack(gh["goal"].to_numpy())
-    assert np.isfinite(goal).all() and np.abs(goal).sum() > 0  # not the placeholder zeros
+    assert (
+        np.isfinite(goal).all() and np.abs(goal).sum() > 0
+    )  # filled by L2, not the all-zero goal of micro_samples
     l4 = pl.read_parquet(data / "l4_distill_set" / "pa" / "l4_distill.parquet")
     sums = l4.group_by("set_id").agg(pl.col("teacher_alpha").sum())["teacher_alpha"].to_numpy()
     np.testing.assert_allclose(sums, 1.0, atol=1e-5)
