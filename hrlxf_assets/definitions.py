@@ -2,20 +2,13 @@
 
 import dagster as dg
 
+from hrlxf_assets.automation import parse_sensor, retrain_sensor
 from hrlxf_assets.collect import tournament_logs
 from hrlxf_assets.datasets import macro_samples, micro_samples
 from hrlxf_assets.evaluation import agent_evaluation
 from hrlxf_assets.models import l2_model, l3_model, l4_distill_set, l4_model, micro_samples_goal_hat
 from hrlxf_assets.resources import DataStore
 from hrlxf_assets.schedules import collect_job, recollect_schedule
-
-#: Parse steps follow new collection runs by themselves (eager automation); this sensor makes
-#: that live as soon as the daemon runs (`hrlxf ui` starts one).
-automation_sensor = dg.AutomationConditionSensorDefinition(
-    "hrlxf_automation",
-    target=dg.AssetSelection.assets(macro_samples, micro_samples),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
 
 defs = dg.Definitions(
     assets=[
@@ -31,6 +24,11 @@ defs = dg.Definitions(
     ],
     jobs=[collect_job],
     schedules=[recollect_schedule],
-    sensors=[automation_sensor],
+    sensors=[
+        parse_sensor([macro_samples, micro_samples]),
+        retrain_sensor(
+            [l2_model, micro_samples_goal_hat, l3_model, l4_distill_set, l4_model, agent_evaluation]
+        ),
+    ],
     resources={"data_store": DataStore()},
 )

@@ -5,6 +5,7 @@ import time
 import dagster as dg
 from pydantic import Field
 
+from hrlxf_assets.automation import follow_on_cron
 from hrlxf_assets.lineage import png_markdown
 from hrlxf_assets.models import current_checkpoint, l2_model, l3_model, l4_model
 from hrlxf_assets.resources import DataStore
@@ -47,6 +48,7 @@ def _per_world_md(per_world, out) -> str:
 
 @dg.asset(
     deps=[l2_model, l3_model, l4_model],
+    automation_condition=follow_on_cron(),
     group_name="evaluation",
     kinds={"python", "parquet"},
     code_version=CODE_VERSION,

@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
+from hrlxf_assets.automation import derive_each_partition, follow_on_cron, retrain_on_cron_when_new_data
 from hrlxf_assets.collect import tournament_logs
 from hrlxf_assets.datasets import MACRO_FILE, MICRO_FILE, DatasetConfig, macro_samples, micro_samples
 from hrlxf_assets.lineage import lineage_record, png_markdown, source_files
@@ -199,6 +200,7 @@ def _result(trained: Any, md: dict[str, Any], checks: list[dg.AssetCheckResult])
 
 @dg.asset(
     deps=[dg.AssetDep(macro_samples, partition_mapping=ALL)],
+    automation_condition=retrain_on_cron_when_new_data(),
     group_name="models",
     kinds={"pytorch"},
     code_version=CODE_VERSION,
@@ -222,6 +224,7 @@ def l2_model(
 @dg.asset(
     partitions_def=collection_runs,
     deps=[micro_samples, macro_samples, l2_model],
+    automation_condition=derive_each_partition(),
     group_name="datasets",
     kinds={"pytorch", "parquet"},
     code_version=CODE_VERSION,
@@ -255,6 +258,7 @@ def micro_samples_goal_hat(context: dg.AssetExecutionContext, data_store: DataSt
 
 @dg.asset(
     deps=[dg.AssetDep(micro_samples_goal_hat, partition_mapping=ALL)],
+    automation_condition=follow_on_cron(),
     group_name="models",
     kinds={"pytorch"},
     code_version=CODE_VERSION,
@@ -288,6 +292,7 @@ def l3_model(
 @dg.asset(
     partitions_def=collection_runs,
     deps=[tournament_logs, micro_samples_goal_hat],
+    automation_condition=derive_each_partition(),
     group_name="datasets",
     kinds={"polars", "parquet"},
     code_version=CODE_VERSION,
@@ -319,6 +324,7 @@ def l4_distill_set(
 
 @dg.asset(
     deps=[dg.AssetDep(l4_distill_set, partition_mapping=ALL)],
+    automation_condition=follow_on_cron(),
     group_name="models",
     kinds={"pytorch"},
     code_version=CODE_VERSION,

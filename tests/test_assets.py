@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import polars as pl
+import pytest
 import yaml
 
 from hrlxf_assets.collect import seed_for_partition, tournament_logs
@@ -159,3 +160,66 @@ def test_bumping_a_code_version_marks_the_asset_stale(tmp_path: Path) -> None:
         after = status(tournament_logs, bumped)
         assert after["macro_samples"] == (StaleStatus.STALE, ["has a new code version"])
         assert after["tournament_logs"][0] == StaleStatus.FRESH
+
+
+def test_models_retrain_on_their_cron_in_the_seed_order_and_only_on_new_data(tmp_path: Path) -> None:
+    """Evaluated without a daemon, on the retrain sensor's conditions: nothing trains between
+    ticks; at a tick with new samples L2 trains, goal_hat and the L4 sets follow L2, L3/L4 and
+    the evaluation follow their refreshed inputs; a tick with no new data is quiet."""
+    from hrlxf_assets.automation import RETRAIN_CRON
+
+    if RETRAIN_CRON != "0 4 * * 0":
+        pytest.skip(f"$HRLXF_RETRAIN_CRON={RETRAIN_CRON!r}: the tick times below are for the default")
+    utc = dt.UTC
+    wednesday = dt.datetime(2026, 11, 25, 12, 0, tzinfo=utc)
+    sunday = dt.datetime(2026, 11, 29, 4, 0, tzinfo=utc)
+    next_sunday = sunday + dt.timedelta(days=7)
+
+    def materialized(instance: dg.DagsterInstance, asset: str, partition: str | None = None) -> None:
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=asset, partition=partition))
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions(COLLECTION_RUNS, ["p1"])
+        cursor = None
+
+        def evaluate(when: dt.datetime) -> dict[str, set[str] | int]:
+            nonlocal cursor
+            r = dg.evaluate_automation_conditions(
+                defs=defs, instance=instance, cursor=cursor, evaluation_time=when
+            )
+            cursor = r.cursor
+            out: dict[str, set[str] | int] = {}
+            for name in ("l2_model", "l3_model", "l4_model", "agent_evaluation"):
+                if r.get_num_requested(dg.AssetKey(name)):
+                    out[name] = r.get_num_requested(dg.AssetKey(name))
+            for name in ("micro_samples_goal_hat", "l4_distill_set"):
+                if r.get_num_requested(dg.AssetKey(name)):
+                    out[name] = r.get_requested_partitions(dg.AssetKey(name))
+            return out
+
+        assert evaluate(wednesday) == {}
+        for asset in ("tournament_logs", "macro_samples", "micro_samples"):
+            materialized(instance, asset, "p1")
+        assert evaluate(wednesday + dt.timedelta(hours=1)) == {}  # new data, but no tick yet
+        assert evaluate(sunday + dt.timedelta(minutes=1)) == {"l2_model": 1}
+        materialized(instance, "l2_model")
+        # goal_hat is re-derived with the new L2; the distillation set, downstream of it, runs
+        # in the same request (Dagster orders the two steps within the run)
+        both = {"micro_samples_goal_hat": {"p1"}, "l4_distill_set": {"p1"}}
+        assert evaluate(sunday + dt.timedelta(minutes=2)) == both
+        materialized(instance, "micro_samples_goal_hat", "p1")
+        materialized(instance, "l4_distill_set", "p1")
+        # L3 and L4 once their inputs are refreshed after the tick, and the evaluation of the
+        # three models requested with them (it runs after them in the same run)
+        trained = {"l3_model": 1, "l4_model": 1, "agent_evaluation": 1}
+        assert evaluate(sunday + dt.timedelta(minutes=3)) == trained
+        for asset in trained:
+            materialized(instance, asset)
+        assert evaluate(sunday + dt.timedelta(hours=2)) == {}
+        assert evaluate(next_sunday + dt.timedelta(minutes=1)) == {}  # no new data: no retraining
+
+
+def test_sensors_ship_with_parsing_on_and_retraining_off() -> None:
+    repo = defs.get_repository_def()
+    assert repo.get_sensor_def("hrlxf_automation").default_status == dg.DefaultSensorStatus.RUNNING
+    assert repo.get_sensor_def("hrlxf_retrain").default_status == dg.DefaultSensorStatus.STOPPED

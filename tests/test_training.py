@@ -4,6 +4,7 @@ assets end to end on a tiny real collection."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -247,3 +248,60 @@ def test_lineage_command_prints_the_chain_back_to_collection_runs(trained_graph,
     assert "<- tournament_logs[pa]: 3 worlds (3 ok)" in text and "PenguinAgent" in text
     assert "op_accuracy_majority" in text
     assert run_lineage("no_such_model", log=lines.append) == 2
+
+
+def _failure_message(result: dg.ExecuteInProcessResult, node: str) -> str:
+    failure = result.failure_data_for_node(node)
+    assert failure is not None, f"{node} did not fail"
+    return failure.error.message if failure.error else ""
+
+
+def test_unpartitioned_models_train_on_one_partition_and_refuse_zero(trained_graph, tmp_path: Path) -> None:
+    """The inputs of the unpartitioned model assets: one chosen partition is enough; zero
+    materialized partitions, or a chosen partition that is not materialized, is a clear failure."""
+    data, _ = trained_graph
+    small = {**SMALL_TRAIN, "max_epochs": 1}
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.add_dynamic_partitions(COLLECTION_RUNS, ["pa", "pb", "never-collected"])
+        # a copy of the macro samples, so that the fixture's current L2 stays what it was
+        shutil.copytree(data / "macro_samples", tmp_path / "data" / "macro_samples")
+        store = DataStore(data_dir=str(tmp_path / "data"))
+        one = dg.materialize(
+            [l2_model],
+            instance=instance,
+            resources={"data_store": store},
+            run_config={"ops": {"l2_model": {"config": {**small, "partitions": ["pa"]}}}},
+        )
+        (mat,) = one.asset_materializations_for_node("l2_model")
+        assert mat.metadata["source_partitions"].value == ["pa"]
+        assert load_checkpoint(Path(mat.metadata["checkpoint_path"].value), "l2")["lineage"][
+            "source_partitions"
+        ] == ["pa"]
+
+        chosen_missing = dg.materialize(
+            [l2_model],
+            instance=instance,
+            resources={"data_store": store},
+            run_config={"ops": {"l2_model": {"config": {**small, "partitions": ["never-collected"]}}}},
+            raise_on_error=False,
+        )
+        assert not chosen_missing.success
+        msg = _failure_message(chosen_missing, "l2_model")
+        assert "never-collected" in msg and "not materialized" in msg
+
+        empty_store = DataStore(data_dir=str(tmp_path / "empty-data"))
+        expected = {
+            "l2_model": "no materialized partition to train on",
+            "l4_model": "no materialized partition to train on",
+            "l3_model": "materialize l2_model first",  # L3 needs the L2 of its goal_hat before data
+        }
+        for asset, name in ((l2_model, "l2_model"), (l4_model, "l4_model"), (l3_model, "l3_model")):
+            zero = dg.materialize(
+                [asset],
+                instance=instance,
+                resources={"data_store": empty_store},
+                run_config={"ops": {name: {"config": small}}},
+                raise_on_error=False,
+            )
+            assert not zero.success
+            assert expected[name] in _failure_message(zero, name)
