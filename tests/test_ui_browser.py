@@ -143,6 +143,11 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float, server: Dags
     pytest.fail(f"timed out after {timeout_s:.0f}s waiting for {what}; dagster dev log:\n{server.log_tail()}")
 
 
+def _default_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagster]:
     _chromium_or_skip()
@@ -162,7 +167,13 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagster]:
     cmd += ["-h", "127.0.0.1", "-p", str(port)]
     with log.open("w") as out:
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: killpg ends webserver, daemon, code server
+            preexec_fn=_default_signals,  # a server started from a background shell may ignore SIGTERM
         )
     server = Dagster(f"http://127.0.0.1:{port}", proc, log)
 
@@ -173,8 +184,15 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagster]:
         except OSError:
             return False
 
+    def location_loaded() -> bool:
+        q = """{ locationStatusesOrError { ... on WorkspaceLocationStatusEntries {
+                 entries { name loadStatus } } } }"""
+        entries = server.graphql(q)["locationStatusesOrError"]["entries"]
+        return any(e["name"] == LOCATION and e["loadStatus"] == "LOADED" for e in entries)
+
     try:
         wait_for("the webserver to answer", ready, 180, server, poll_s=1.0)
+        wait_for(f"the code location {LOCATION} to load", location_loaded, 180, server, poll_s=1.0)
         yield server
     finally:
         try:
