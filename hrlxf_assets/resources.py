@@ -137,5 +137,10 @@ if LocalRay is not None:
 
 
 def ray_resource_defs() -> dict[str, Any]:
-    """``{"ray_cluster": CollectionRay()}`` when the scale extra is installed, else ``{}``."""
-    return {RAY_RESOURCE_KEY: CollectionRay()} if LocalRay is not None else {}
+    """``{"ray_cluster": CollectionRay(...)}`` when the scale extra is installed, else ``{}``.
+
+    The lifecycle is given explicitly: Dagster takes a nested config's default from the instance's
+    values, not from a pydantic default factory (it would connect eagerly otherwise)."""
+    if LocalRay is None:
+        return {}
+    return {RAY_RESOURCE_KEY: CollectionRay(lifecycle=Lifecycle(connect=False, cleanup="never"))}

@@ -335,3 +335,91 @@ def test_killed_ray_collection_resumes_skipping_finished_worlds(tmp_path: Path, 
     assert tables["decisions"].select(["world_id", "agent_id", "day", "seq"]).is_duplicated().sum() == 0
     assert not [p for p in parts_dir(out).iterdir() if p.name.startswith(".")]  # no temp leftovers
     assert not (tmp_path / "home").exists() or not any((tmp_path / "home").iterdir())
+
+
+_ON_CLUSTER = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import dagster as dg
+    from hrlxf_assets.collect import tournament_logs
+    from hrlxf_assets.partitions import COLLECTION_RUNS
+    from hrlxf_assets.resources import DataStore
+    if __name__ == "__main__":
+        base = Path(sys.argv[1])
+        config = {"profile": "smoke", "roster": ["GreedyStdAgent"], "n_worlds": 2, "n_steps_min": 6,
+                  "n_steps_max": 6, "competitors_per_world": 1, "seed": 5}  # backend auto, workers empty
+        (base / "dagster").mkdir()
+        with dg.instance_for_test(temp_dir=str(base / "dagster")) as instance:
+            instance.add_dynamic_partitions(COLLECTION_RUNS, ["c"])
+            res = dg.materialize([tournament_logs], instance=instance, partition_key="c",
+                                 resources={"data_store": DataStore(data_dir=str(base / "data"))},
+                                 run_config={"ops": {"tournament_logs": {"config": config}}})
+            (mat,) = res.asset_materializations_for_node("tournament_logs")
+            keep = ("backend", "workers", "worlds_ok")
+            (base / "metadata.json").write_text(json.dumps({k: v.value for k, v in mat.metadata.items() if k in keep}))
+    """
+)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_cluster_address_is_the_only_change(tmp_path: Path, ray_tmp: Path) -> None:
+    """A Ray cluster started apart (`ray start --head`, token auth), reached through Ray Client as
+    dagster-ray and KubeRay do: only RAY_ADDRESS (and the cluster's token) differ from a laptop run."""
+    home = tmp_path / "home"
+    home.mkdir()
+    head_tmp = Path(tempfile.mkdtemp(prefix="hrh-"))
+    gcs, client = _free_port(), _free_port()
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "hrlxf-test-" + os.urandom(8).hex()}
+    env = {**os.environ, "HOME": str(home), "RAY_USAGE_STATS_ENABLED": "0", **auth}
+    ray_cli = Path(sys.executable).parent / "ray"
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", f"--port={gcs}", f"--ray-client-server-port={client}",
+         "--num-cpus=2", "--include-dashboard=false", f"--dashboard-agent-listen-port={_free_port()}",
+         f"--temp-dir={head_tmp}", "--disable-usage-stats"],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        import socket
+
+        deadline = time.time() + 90
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", client)) == 0:
+                    break
+            assert time.time() < deadline and head.poll() is None, "the Ray head did not come up"
+            time.sleep(0.5)
+        script = tmp_path / "on_cluster.py"
+        script.write_text(_ON_CLUSTER)
+        proc = subprocess.run(
+            [sys.executable, str(script), str(tmp_path)],
+            env={**env, "RAY_ADDRESS": f"ray://127.0.0.1:{client}"},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-4000:]
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+        subprocess.run(["rm", "-rf", str(head_tmp)], check=False)
+    # auto picked Ray, the worker count is the cluster's CPUs, the worlds ran there
+    assert json.loads((tmp_path / "metadata.json").read_text()) == {
+        "backend": "ray",
+        "workers": 2,
+        "worlds_ok": 2,
+    }
+    assert not list(ray_tmp.glob("session_*"))  # no local Ray instance was started
+    assert list(home.iterdir()) == []
