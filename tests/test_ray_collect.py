@@ -40,7 +40,7 @@ REPRODUCIBLE = ["PenguinAgent", "GreedyStdAgent", "SyncRandomStdAgent"]
 # --------------------------------------------------------------------------- without Ray
 
 
-def test_ray_backend_without_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ray_backend_without_ray_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "ray_installed", lambda: False)
     with pytest.raises(RuntimeError, match=r"backend='ray' needs Ray.*pip install -e \"\.\[scale\]\""):
         resolve_backend("ray")
@@ -50,10 +50,11 @@ def test_ray_backend_without_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch
         resolve_backend("dask")
     with pytest.raises(ValueError, match=r"backend must be one of"):
         make_config("smoke", backend="dask")
-    # a collection asked to run on Ray fails before running anything
+    # a collection asked to run on Ray fails before writing anything
     cfg = make_config("smoke", roster=["GreedyStdAgent"], n_worlds=1, backend="ray", **TINY)
     with pytest.raises(RuntimeError, match=r"scale"):
-        collect(cfg, Path("/nonexistent/never-written"), "x", Path("/nonexistent"), progress=lambda _: None)
+        collect(cfg, tmp_path / "p", "x", tmp_path, progress=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_asset_picks_local_without_the_extra_and_refuses_ray(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,13 +83,16 @@ def test_local_ray_instance_keeps_session_and_token_out_of_home(
         kwargs, env = ray_init_args(num_cpus=2, temp_dir=temp)
         assert kwargs["_temp_dir"] == str(temp.resolve()) and kwargs["num_cpus"] == 2
         assert kwargs["runtime_env"]["env_vars"]["PYTHONHASHSEED"] == "0"
-        assert "address" not in kwargs
+        assert kwargs["address"] == "local"  # a new instance here, whatever RAY_ADDRESS says later
         assert env["RAY_AUTH_MODE"] == "token"  # Ray 2.60's default for local instances, kept
         token = Path(env["RAY_AUTH_TOKEN_PATH"])
         assert token.parent == temp.resolve() and token.stat().st_mode & 0o777 == 0o600
         assert ray_init_args(temp_dir=temp)[1]["RAY_AUTH_TOKEN_PATH"] == str(token)  # reused, not rewritten
         monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
         assert "RAY_AUTH_TOKEN_PATH" not in ray_init_args(temp_dir=temp)[1]
+        monkeypatch.setenv("RAY_ADDRESS", "head:6379")  # "local" still means a new instance here
+        assert ray_init_args(address="local", temp_dir=temp)[0]["address"] == "local"
+        monkeypatch.delenv("RAY_ADDRESS")
     finally:
         for p in temp.iterdir():
             p.unlink()

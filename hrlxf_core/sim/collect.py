@@ -278,6 +278,7 @@ def collect(
 ) -> CollectionResult:
     """Run (or resume) the collection ``run_id`` into ``out_dir``; returns its summary."""
     t_start = time.perf_counter()
+    resolve_backend(cfg.backend)  # a backend that cannot run fails before anything is written
     roster = resolve_roster(list(cfg.roster))
     specs = draw_world_specs(
         run_id=run_id,

@@ -84,10 +84,12 @@ def _token_file(temp_dir: Path) -> Path:
     loaded in the driver process, so a second instance started by the same process must find the
     same token."""
     path = temp_dir / "auth_token"
-    if not path.exists():
+    try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
+    except FileExistsError:  # made earlier, or just now by a concurrent run
+        return path
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
     return path
 
 
@@ -143,7 +145,8 @@ def ray_init_args(
                 f"most {MAX_TEMP_DIR_CHARS} characters"
             )
         temp.mkdir(mode=0o700, parents=True, exist_ok=True)
-        kwargs.update(_temp_dir=str(temp), include_dashboard=False)
+        # "local" rather than None: ray.init(address=None) would follow a RAY_ADDRESS set later
+        kwargs.update(address="local", _temp_dir=str(temp), include_dashboard=False)
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
         env = local_ray_env(temp)
