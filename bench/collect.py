@@ -19,7 +19,16 @@ Prints two figures, each against its target:
     still cap the speedup whatever the executor does; the table also gives that cap (the
     runner's schedule replayed on the ``workers=1`` per-world times) and the speedup relative to it.
 
-Other load on the machine skews both figures, so the script waits (``--idle-wait``) for the
+(c) Ray against the local pool (``--only ray``; needs the ``scale`` extra): worlds per hour of
+    ``collect()`` with the local pool and with the Ray backend (a local Ray instance), each with
+    1 and 2 workers, on the same worlds and seeds. The Ray instance is started (and timed) once
+    before its runs, as a Dagster step starts one per partition; against a running cluster that
+    start is not paid. Per run it also gives the sum of the in-world times (``wall_time_s``), so
+    the per-world overhead of the backend (a fresh worker process per world) shows, and how many
+    worlds ended exactly as in the local pool's 1-worker run (worlds here change under CPU
+    contention whatever the backend, see ``docs/scale.md``).
+
+Other load on the machine skews all figures, so the script waits (``--idle-wait``) for the
 machine to go quiet before each timed run, samples from /proc how much CPU processes outside
 the benchmark used during each run, prints it, and flags the runs where it exceeded
 ``NOISY_CORES`` ((a) also gives the ratio over the clean pairs only).
@@ -28,6 +37,7 @@ Run from the repository root, e.g.::
 
     python bench/collect.py                     # 4 worlds of 30-40 days, 3 repetitions
     python bench/collect.py --quick             # smoke run (a minute or two)
+    python bench/collect.py --only ray          # (c): 6 worlds of 20-30 days, local pool vs Ray
 
 Outputs (world parts, partitions and a ``results.json``) go under ``--out`` (default
 ``bench/out/``, git-ignored), one sub-directory per run.
@@ -59,6 +69,8 @@ TARGET_SPEEDUP = 1.8
 NOISY_CORES = 0.15
 RUN_ID = "bench"
 QUICK = {"worlds": 2, "steps_min": 8, "steps_max": 10, "competitors": 3, "repeats": 1}
+#: (c) defaults: enough worlds for 2 workers to stay busy, short enough for a ~10-minute run.
+RAY_DEFAULTS = {"worlds": 6, "steps_min": 20, "steps_max": 30, "competitors": 4, "repeats": 1}
 
 
 # --------------------------------------------------------------------------- worker side
@@ -121,6 +133,18 @@ def _git_rev() -> str:
         return "unknown"
 
 
+def _optional_versions(*dists: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for d in dists:
+        try:
+            out[f"{d.replace('-', '_')}_version"] = version(d)
+        except PackageNotFoundError:
+            out[f"{d.replace('-', '_')}_version"] = "not installed"
+    return out
+
+
 def machine_info() -> dict[str, Any]:
     from hrlxf_core.sim.world_run import package_versions
 
@@ -133,6 +157,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "polars_version": pl.__version__,
         **package_versions(),
+        **_optional_versions("ray", "dagster-ray"),
         "git": _git_rev(),
         "loadavg_at_start": os.getloadavg(),
     }
@@ -478,6 +503,78 @@ def bench_speedup(
     }
 
 
+# --------------------------------------------------------------------------- (c) Ray vs local pool
+
+
+def _run_summary(res: runner.CollectionResult, out_dir: Path, meter: LoadSampler, busy_before: float) -> dict:
+    worlds = pl.read_parquet(out_dir / "worlds.parquet").sort("world_index")
+    return {
+        "elapsed_s": meter.elapsed,
+        "n_ok": res.n_ok,
+        "worlds_per_hour": res.n_worlds / meter.elapsed * 3600,
+        "sum_world_walls_s": float(worlds["wall_time_s"].sum()),
+        "outcomes": [
+            [w, c, tuple(s)]
+            for w, c, s in zip(
+                worlds["world_id"].to_list(),
+                worlds["n_contracts"].to_list(),
+                worlds["scores"].to_list(),
+                strict=True,
+            )
+        ],
+        "cores_busy": meter.cores_busy,
+        "other_cores": meter.other_cores,
+        "busy_before": busy_before,
+    }
+
+
+def bench_ray(
+    base_cfg: runner.CollectionConfig, repeats: int, root: Path, idle_wait_s: float, ray_cpus: int
+) -> dict[str, Any]:
+    """(c): the same worlds through the local pool and through Ray, 1 and 2 workers each."""
+    from hrlxf_core.sim.ray_backend import ray_session
+
+    runs: dict[str, list[dict[str, Any]]] = {f"{b}-w{w}": [] for b in ("local", "ray") for w in (1, 2)}
+    ray_starts: list[float] = []
+
+    def one(backend: str, workers: int, rep: int) -> None:
+        key = f"{backend}-w{workers}"
+        cfg = runner.with_overrides(base_cfg, workers=workers, backend=backend)
+        out_dir = root / "ray-vs-local" / f"r{rep}" / key
+        busy_before = wait_idle(idle_wait_s) if idle_wait_s > 0 else float("nan")
+        with LoadSampler() as meter:
+            res = runner.collect(
+                cfg, out_dir, RUN_ID, root / "data", progress=lambda m: _log(f"(c) {key} {m}")
+            )
+        if res.n_ok != res.n_worlds:
+            raise RuntimeError(f"(c) {key}: {res.n_failed} failed, {res.n_timed_out} timed out")
+        runs[key].append(_run_summary(res, out_dir, meter, busy_before))
+        _log(
+            f"(c) rep {rep + 1}/{repeats} {key}: {meter.elapsed:.1f}s, other load {meter.other_cores:.2f} cores"
+        )
+
+    for rep in range(repeats):
+        for side in ("local", "ray") if rep % 2 == 0 else ("ray", "local"):
+            order = (1, 2) if rep % 2 == 0 else (2, 1)
+            if side == "local":
+                for w in order:
+                    one("local", w, rep)
+                continue
+            t0 = time.perf_counter()
+            with ray_session(num_cpus=ray_cpus):
+                ray_starts.append(time.perf_counter() - t0)
+                _log(f"(c) local Ray instance started in {ray_starts[-1]:.1f}s")
+                for w in order:
+                    one("ray", w, rep)
+    reference = {w: (c, tuple(s)) for w, c, s in runs["local-w1"][0]["outcomes"]}
+    for rs in runs.values():
+        for r in rs:
+            r["same_outcome_as_local_w1"] = sum(
+                reference.get(w) == (c, tuple(s)) for w, c, s in r["outcomes"]
+            )
+    return {"runs": runs, "ray_start_s": ray_starts, "ray_cpus": ray_cpus}
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -487,6 +584,7 @@ def _report(
     specs: list[WorldSpec],
     a: dict[str, Any] | None,
     b: dict[str, Any] | None,
+    c: dict[str, Any] | None = None,
 ) -> str:
     lines = []
     lines.append("=" * 96)
@@ -499,12 +597,14 @@ def _report(
     lines.append(f"platform: {info['platform']} python {info['python']} polars {info['polars_version']}")
     lines.append(
         f"versions: scml {info['scml_version']} negmas {info['negmas_version']} "
-        f"scml-agents {info['scml_agents_version']} hrlxf {info['hrlxf_version']} (git {info['git']})"
+        f"scml-agents {info['scml_agents_version']} hrlxf {info['hrlxf_version']} ray {info['ray_version']} "
+        f"dagster-ray {info['dagster_ray_version']} (git {info['git']})"
     )
     lines.append(
         f"settings: worlds={args.worlds} steps={args.steps_min}-{args.steps_max} competitors={args.competitors} "
-        f"seed={args.seed} repeats={args.repeats if args.only != 'b' else '-'} "
-        f"speedup-repeats={args.speedup_repeats if args.only != 'a' else '-'} idle-wait={args.idle_wait:g}s"
+        f"seed={args.seed} repeats={args.repeats if args.only not in ('b', 'ray') else '-'} "
+        f"speedup-repeats={args.speedup_repeats if args.only not in ('a', 'ray') else '-'} "
+        f"ray-repeats={args.ray_repeats if args.only == 'ray' else '-'} idle-wait={args.idle_wait:g}s"
     )
     lines.append(f"roster  : {', '.join(args.roster)}")
     lines.append(
@@ -607,10 +707,45 @@ def _report(
                 "(or worlds of similar length) to measure the executor."
             )
         lines.append("")
+    if c is not None:
+        lines.extend(_report_ray(c, len(specs)))
     if args.idle_wait <= 0:
         lines.append("(no idle wait before runs: --idle-wait 0)")
     lines.append(f"end loadavg: {tuple(round(x, 2) for x in os.getloadavg())}")
     return "\n".join(lines)
+
+
+def _report_ray(c: dict[str, Any], n_worlds: int) -> list[str]:
+    lines = [
+        "(c) Ray vs local pool: collect() on the same worlds and seeds, worlds per hour (higher is better)",
+        f"    local Ray instance ({c['ray_cpus']} CPUs) start: "
+        + ", ".join(f"{x:.1f}s" for x in c["ray_start_s"])
+        + " (once per Dagster step with a local instance; not in the figures below; 0 on a running cluster)",
+        f"    {'backend':<8s} {'workers':>7s} {'worlds/hour':>12s} {'elapsed s':>10s} {'sum world walls s':>18s} "
+        f"{'same as local w1':>17s} {'machine busy':>13s} {'other load':>11s} {'idle before':>12s}",
+    ]
+    for key, rs in c["runs"].items():
+        backend, w = key.split("-w")
+        for r in rs:
+            lines.append(
+                f"    {backend:<8s} {w:>7s} {r['worlds_per_hour']:>12.1f} {r['elapsed_s']:>10.1f} "
+                f"{r['sum_world_walls_s']:>18.1f} {r['same_outcome_as_local_w1']:>11d}/{n_worlds:<5d} "
+                f"{r['cores_busy']:>13.2f} {r['other_cores']:>11.2f} {r['busy_before']:>12.2f}"
+            )
+    med = {k: _median([r["worlds_per_hour"] for r in rs]) for k, rs in c["runs"].items()}
+    lines.append(
+        f"    Ray / local, worlds per hour: 1 worker {med['ray-w1'] / med['local-w1']:.3f}, "
+        f"2 workers {med['ray-w2'] / med['local-w2']:.3f}; 2-worker speedup: local "
+        f"{med['local-w2'] / med['local-w1']:.3f}, Ray {med['ray-w2'] / med['ray-w1']:.3f}"
+    )
+    noisy = [r for rs in c["runs"].values() for r in rs if r["other_cores"] > NOISY_CORES]
+    if noisy:
+        lines.append(
+            f"    warning: other processes used > {NOISY_CORES} cores during {len(noisy)} of "
+            f"{sum(len(rs) for rs in c['runs'].values())} runs: those figures are understated"
+        )
+    lines.append("")
+    return lines
 
 
 # --------------------------------------------------------------------------- main
@@ -648,14 +783,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60.0,
         help="before each timed run, wait up to this many seconds for other load to stop (0: don't)",
     )
-    p.add_argument("--only", choices=("a", "b"), default=None, help="run only figure (a) or (b)")
+    p.add_argument(
+        "--only",
+        choices=("a", "b", "ray"),
+        default=None,
+        help="run only figure (a) or (b), or (c) Ray vs local pool (needs the scale extra; not run by default)",
+    )
+    p.add_argument("--ray-repeats", type=int, default=1, help="repetitions of (c) (default 1)")
+    p.add_argument(
+        "--ray-cpus",
+        type=int,
+        default=None,
+        help="CPUs of the local Ray instance in (c) (default: all cores)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny settings for a smoke run")
     args = p.parse_args(argv)
-    defaults = (
-        QUICK
-        if args.quick
-        else {"worlds": 4, "steps_min": 30, "steps_max": 40, "competitors": 4, "repeats": 3}
-    )
+    if args.quick:
+        defaults = QUICK
+    elif args.only == "ray":
+        defaults = RAY_DEFAULTS
+    else:
+        defaults = {"worlds": 4, "steps_min": 30, "steps_max": 40, "competitors": 4, "repeats": 3}
     for k, v in defaults.items():
         if getattr(args, k) is None:
             setattr(args, k, v)
@@ -664,8 +812,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.roster
         else list(DEFAULT_EXPERTS) + list(FILLER_AGENTS)
     )
-    if args.repeats < 1 or args.speedup_repeats < 1:
-        p.error("--repeats and --speedup-repeats must be >= 1")
+    if args.repeats < 1 or args.speedup_repeats < 1 or args.ray_repeats < 1:
+        p.error("--repeats, --speedup-repeats and --ray-repeats must be >= 1")
+    if args.only == "ray" and not runner.ray_installed():
+        p.error(f"--only ray needs Ray: install the scale extra ({runner.SCALE_EXTRA_HINT})")
     return args
 
 
@@ -699,15 +849,29 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"output under {root}")
     warm_forkserver()
     t0 = time.perf_counter()
-    a = None if args.only == "b" else bench_overhead(specs, args.repeats, root, args.timeout, args.idle_wait)
-    b = None if args.only == "a" else bench_speedup(cfg, args.speedup_repeats, root, args.idle_wait)
-    report = _report(info, args, specs, a, b)
+    a = b = c = None
+    if args.only == "ray":
+        c = bench_ray(cfg, args.ray_repeats, root, args.idle_wait, args.ray_cpus or os.cpu_count() or 1)
+    else:
+        a = (
+            None
+            if args.only == "b"
+            else bench_overhead(specs, args.repeats, root, args.timeout, args.idle_wait)
+        )
+        b = None if args.only == "a" else bench_speedup(cfg, args.speedup_repeats, root, args.idle_wait)
+    report = _report(info, args, specs, a, b, c)
     report += f"\ntotal benchmark time: {time.perf_counter() - t0:.0f}s; outputs in {root}"
     print(report, flush=True)
     (root / "report.txt").write_text(report + "\n")
     (root / "results.json").write_text(
         json.dumps(
-            {"info": info, "args": {k: str(v) for k, v in vars(args).items()}, "overhead": a, "speedup": b},
+            {
+                "info": info,
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "overhead": a,
+                "speedup": b,
+                "ray_vs_local": c,
+            },
             indent=2,
             default=str,
         )

@@ -1,15 +1,26 @@
 """``tournament_logs``: expert tournaments collected into tracker tables, one partition per run."""
 
 import hashlib
+import os
+import warnings
 from importlib.metadata import version
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from hrlxf_assets.partitions import collection_runs
-from hrlxf_assets.resources import DataStore
+from hrlxf_assets.resources import DataStore, ray_resource_defs
 from hrlxf_assets.versioning import files_sha256
-from hrlxf_core.sim.collect import DEFAULT_ROSTER, PROFILES, collect, make_config
+from hrlxf_core.sim.collect import (
+    BACKENDS,
+    DEFAULT_ROSTER,
+    PROFILES,
+    SCALE_EXTRA_HINT,
+    collect,
+    make_config,
+    resolve_backend,
+)
 from hrlxf_core.sim.records import TABLES
 from hrlxf_core.sim.world_run import apply_sandbox_env
 
@@ -47,6 +58,12 @@ class TournamentLogsConfig(dg.Config):
     retry_failed: bool = Field(
         default=False, description="On resume, run again the worlds recorded as failed or timed out."
     )
+    backend: str = Field(
+        default=os.environ.get("HRLXF_COLLECT_BACKEND", "auto"),
+        description=f"Where worlds run: one of {list(BACKENDS)}. auto = Ray (through the ray_cluster "
+        "resource: a local Ray instance, or the cluster at $RAY_ADDRESS) when the scale extra is "
+        f"installed ({SCALE_EXTRA_HINT}), else the local process pool. Default from $HRLXF_COLLECT_BACKEND.",
+    )
 
 
 def seed_for_partition(partition_key: str) -> int:
@@ -60,19 +77,53 @@ def _md_table(counts: dict[str, int]) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
-    partitions_def=collection_runs,
-    group_name="collect",
-    kinds={"python", "parquet"},
-    code_version=CODE_VERSION,
-    description="Expert SCML std tournaments (2024 engine) with every competitor wrapped by the decision "
-    "recorder: worlds, day-start states, negotiations, decisions and contracts as parquet tables under "
-    "$HRLXF_DATA_DIR/tournament_logs/<partition>/. Rerunning a partition resumes it.",
-)
-def tournament_logs(
-    context: dg.AssetExecutionContext, config: TournamentLogsConfig, data_store: DataStore
+def _pick_backend(config: TournamentLogsConfig, ray_cluster: Any) -> str:
+    """``local`` or ``ray`` for this run; Ray needs both Ray and dagster-ray (the scale extra)."""
+    field = "TournamentLogsConfig.backend"
+    backend = resolve_backend(config.backend, field)
+    if backend == "ray" and ray_cluster is None:
+        if config.backend == "ray":
+            raise RuntimeError(
+                f"{field}='ray' needs dagster-ray, which is not installed: install the scale extra "
+                f"({SCALE_EXTRA_HINT}) or use {field}='local'"
+            )
+        backend = "local"
+    return backend
+
+
+# The Ray resource is bound to the asset (not listed in Definitions) so that the asset runs
+# wherever only `data_store` is provided, with or without the scale extra; the asset takes it as
+# a parameter only when it exists. Dagster marks asset-bound resources as beta; that warning
+# says nothing to the users of this code location.
+RAY_RESOURCES = ray_resource_defs()  # {} or {"ray_cluster": ...}: the parameter below
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    _asset = dg.asset(
+        partitions_def=collection_runs,
+        group_name="collect",
+        kinds={"python", "parquet"},
+        code_version=CODE_VERSION,
+        resource_defs=RAY_RESOURCES,
+        description="Expert SCML std tournaments (2024 engine) with every competitor wrapped by the decision "
+        "recorder: worlds, day-start states, negotiations, decisions and contracts as parquet tables under "
+        "$HRLXF_DATA_DIR/tournament_logs/<partition>/. Rerunning a partition resumes it. With the scale "
+        "extra installed the worlds run on Ray (ray_cluster resource), else on a local process pool.",
+    )
+
+
+def _collect_partition(
+    context: dg.AssetExecutionContext,
+    config: TournamentLogsConfig,
+    data_store: DataStore,
+    ray_cluster: Any | None,
 ) -> dg.MaterializeResult:
     partition = context.partition_key
+    backend = _pick_backend(config, ray_cluster)
+    workers = config.workers
+    if backend == "ray":
+        ray_cluster.ensure_connected(context)
+        if workers is None:  # as many worlds at once as the cluster has CPUs
+            workers = max(1, ray_cluster.cluster_cpus())
     cfg = make_config(
         config.profile,
         roster=config.roster,
@@ -82,8 +133,9 @@ def tournament_logs(
         competitors_per_world=config.competitors_per_world,
         seed=config.seed if config.seed is not None else seed_for_partition(partition),
         world_timeout_s=config.world_timeout_s,
-        workers=config.workers,
+        workers=workers,
         retry_failed=config.retry_failed,
+        backend=backend,
     )
     data_dir = data_store.root()
     apply_sandbox_env(data_dir)
@@ -99,6 +151,8 @@ def tournament_logs(
         metadata={
             "path": dg.MetadataValue.path(str(out_dir)),
             "profile": cfg.profile,
+            "backend": backend,
+            "workers": cfg.workers,
             "seed": cfg.seed,
             "roster": dg.MetadataValue.json(list(cfg.roster)),
             "worlds_total": result.n_worlds,
@@ -116,3 +170,23 @@ def tournament_logs(
         },
         data_version=dg.DataVersion(files_sha256(table_files)[:16]),
     )
+
+
+if RAY_RESOURCES:
+
+    @_asset
+    def tournament_logs(
+        context: dg.AssetExecutionContext,
+        config: TournamentLogsConfig,
+        data_store: DataStore,
+        ray_cluster: dg.ResourceParam[Any],
+    ) -> dg.MaterializeResult:
+        return _collect_partition(context, config, data_store, ray_cluster)
+
+else:
+
+    @_asset
+    def tournament_logs(
+        context: dg.AssetExecutionContext, config: TournamentLogsConfig, data_store: DataStore
+    ) -> dg.MaterializeResult:
+        return _collect_partition(context, config, data_store, None)

@@ -6,10 +6,16 @@ worker writes its world's tables into ``parts/<world_id>/`` through one atomic d
 rename, so after any crash a world is either complete on disk or absent. Rerunning the same
 partition skips the worlds already on disk; at the end the parts are concatenated into the
 five partition tables (each written atomically).
+
+Where the worlds run is a backend: ``local`` (a forkserver process pool on this machine) or
+``ray`` (tasks on a Ray cluster, :mod:`hrlxf_core.sim.ray_backend`, the optional ``scale``
+extra). Both share everything else here: the todo list, the world body, the part writers, the
+progress lines and the consolidation; only the executor differs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -56,6 +62,32 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 DEFAULT_ROSTER: tuple[str, ...] = tuple(KNOWN_AGENTS)
 
+#: Where worlds run: ``auto`` = Ray when the ``scale`` extra is installed, else the local pool.
+BACKENDS: tuple[str, ...] = ("auto", "local", "ray")
+SCALE_EXTRA_HINT = 'pip install -e ".[scale]"'
+
+
+def ray_installed() -> bool:
+    """Whether the ``scale`` extra's Ray is importable (checked without importing it: ~2 s)."""
+    return importlib.util.find_spec("ray") is not None
+
+
+def resolve_backend(backend: str, field_name: str = "backend") -> str:
+    """``local`` or ``ray`` for a configured backend; ``ray`` without Ray installed is an error
+    that names the extra to install rather than an ImportError deep inside a run."""
+    if backend not in BACKENDS:
+        raise ValueError(f"{field_name}: unknown backend {backend!r}; choose one of {list(BACKENDS)}")
+    if backend == "local":
+        return "local"
+    if ray_installed():
+        return "ray"
+    if backend == "ray":
+        raise RuntimeError(
+            f"{field_name}='ray' needs Ray, which is not installed: install the scale extra "
+            f"({SCALE_EXTRA_HINT}) or use {field_name}='local'"
+        )
+    return "local"
+
 
 @dataclass(frozen=True)
 class CollectionConfig:
@@ -72,6 +104,7 @@ class CollectionConfig:
     workers: int = PROFILES["smoke"]["workers"]
     tracked: bool = True
     retry_failed: bool = False
+    backend: str = "local"
 
     def draw_key(self) -> dict[str, Any]:
         """The fields that decide which worlds are drawn (a resumed run must match them)."""
@@ -103,6 +136,8 @@ def make_config(profile: str = "smoke", **overrides: Any) -> CollectionConfig:
         raise ValueError(f"world_timeout_s must be > 0, got {cfg.world_timeout_s}")
     if cfg.n_worlds < 1:
         raise ValueError(f"n_worlds must be >= 1, got {cfg.n_worlds}")
+    if cfg.backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {cfg.backend!r}")
     return cfg
 
 
@@ -127,8 +162,9 @@ def parts_dir(out_dir: Path) -> Path:
     return out_dir / "parts"
 
 
-def _world_entry(spec_json: str, run_id: str, out_dir: str, data_dir: str, tracked: bool) -> None:
-    """Worker process body: run one world and write its part directory atomically."""
+def world_tables(spec_json: str, run_id: str, data_dir: str, tracked: bool) -> dict[str, pl.DataFrame]:
+    """Run one world in this (worker) process and return its tables; a crash of the world gives
+    the tables of a ``failed`` world with the traceback. The body of every backend's worker."""
     from hrlxf_core.sim.world_run import apply_sandbox_env, failed_tables, run_world
 
     spec = WorldSpec.from_json(spec_json)
@@ -141,14 +177,17 @@ def _world_entry(spec_json: str, run_id: str, out_dir: str, data_dir: str, track
                 f"worker runs with PYTHONHASHSEED={os.environ.get('PYTHONHASHSEED')!r}, expected "
                 f"{PYTHONHASHSEED!r}: results would not be reproducible"
             )
-        tables = run_world(spec, run_id, scratch, tracked=tracked).tables
+        return run_world(spec, run_id, scratch, tracked=tracked).tables
     except BaseException:
-        tables = failed_tables(
-            spec, run_id, "failed", traceback.format_exc(limit=-8), time.perf_counter() - t0
-        )
+        return failed_tables(spec, run_id, "failed", traceback.format_exc(limit=-8), time.perf_counter() - t0)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    _write_part(Path(out_dir), spec.world_id, tables)
+
+
+def _world_entry(spec_json: str, run_id: str, out_dir: str, data_dir: str, tracked: bool) -> None:
+    """Local-pool worker process body: run one world and write its part directory atomically."""
+    tables = world_tables(spec_json, run_id, data_dir, tracked)
+    _write_part(Path(out_dir), WorldSpec.from_json(spec_json).world_id, tables)
 
 
 def _write_part(out_dir: Path, world_id: str, tables: dict[str, pl.DataFrame]) -> None:
@@ -239,6 +278,7 @@ def collect(
 ) -> CollectionResult:
     """Run (or resume) the collection ``run_id`` into ``out_dir``; returns its summary."""
     t_start = time.perf_counter()
+    resolve_backend(cfg.backend)  # a backend that cannot run fails before anything is written
     roster = resolve_roster(list(cfg.roster))
     specs = draw_world_specs(
         run_id=run_id,
@@ -264,6 +304,7 @@ def collect(
         progress=progress,
         poll_s=poll_s,
         t_start=t_start,
+        backend=cfg.backend,
     )
 
 
@@ -280,9 +321,14 @@ def run_specs(
     progress: Callable[[str], None] = print,
     poll_s: float = 0.2,
     t_start: float | None = None,
+    backend: str = "local",
 ) -> CollectionResult:
-    """Run (or resume) the given worlds into ``out_dir``, hang-proof, one process per world."""
+    """Run (or resume) the given worlds into ``out_dir``, hang-proof, one process per world.
+
+    ``backend`` picks the executor (``local``, ``ray`` or ``auto``, see :func:`resolve_backend`);
+    the todo list, the part files and the consolidated tables do not depend on it."""
     t_start = time.perf_counter() if t_start is None else t_start
+    backend = resolve_backend(backend)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = CollectionConfig(
         workers=workers, world_timeout_s=world_timeout_s, tracked=tracked, retry_failed=retry_failed
@@ -298,20 +344,75 @@ def run_specs(
         (s for s in specs if s.world_id not in finished), key=lambda s: (-estimated_cost(s), s.index)
     )
     n_skipped = len(specs) - len(todo)
+    executor = "Ray" if backend == "ray" else "the local pool"
     progress(
         f"[collect {run_id}] {len(specs)} worlds ({label}), {n_skipped} already on disk, "
-        f"{len(todo)} to run on {cfg.workers} worker(s), timeout {cfg.world_timeout_s:.0f}s per world"
+        f"{len(todo)} to run on {cfg.workers} worker(s) of {executor}, "
+        f"timeout {cfg.world_timeout_s:.0f}s per world"
     )
-    counts = {"ok": 0, "failed": 0, "timed_out": 0}
-    walls: list[float] = []
-    ctx = _mp_context() if todo else None
+    tally = _Tally(run_id, out_dir, len(todo), cfg.workers, progress)
+    if todo and backend == "ray":
+        from hrlxf_core.sim.ray_backend import run_on_ray
+
+        run_on_ray(
+            todo, out_dir, run_id, data_dir, cfg.workers, cfg.world_timeout_s, cfg.tracked, tally.done, poll_s
+        )
+    elif todo:
+        _run_local(todo, out_dir, run_id, data_dir, cfg, tally, poll_s)
+    rows = consolidate(out_dir)
+    result = _summarise(out_dir, run_id, len(specs), n_skipped, time.perf_counter() - t_start, rows)
+    progress(
+        f"[collect {run_id}] finished: {result.n_ok} ok, {result.n_failed} failed, {result.n_timed_out} timed out; "
+        f"rows {rows}"
+    )
+    return result
+
+
+class _Tally:
+    """Counts finished worlds and prints one progress line (status, counts, ETA) per world; one
+    instance per run, fed by whichever backend runs the worlds."""
+
+    def __init__(
+        self, run_id: str, out_dir: Path, n_todo: int, workers: int, progress: Callable[[str], None]
+    ):
+        self.run_id, self.out_dir, self.n_todo, self.workers = run_id, out_dir, n_todo, workers
+        self.progress = progress
+        self.counts = {"ok": 0, "failed": 0, "timed_out": 0}
+        self.walls: list[float] = []
+
+    def done(self, world_id: str, elapsed: float) -> None:
+        """Record a world whose part is on disk (its status is read from the part)."""
+        status = _finished_worlds_status(self.out_dir, world_id)
+        self.counts[status] = self.counts.get(status, 0) + 1
+        self.walls.append(elapsed)
+        n_done = sum(self.counts.values())
+        remaining = self.n_todo - n_done
+        eta = (sum(self.walls) / len(self.walls)) * remaining / max(1, min(self.workers, max(remaining, 1)))
+        c = self.counts
+        self.progress(
+            f"[collect {self.run_id}] {world_id} {status} in {elapsed:.1f}s | {n_done}/{self.n_todo} done "
+            f"({c['ok']} ok, {c['failed']} failed, {c['timed_out']} timed out) | ETA {_fmt_eta(eta)}"
+        )
+
+
+def _run_local(
+    todo: list[WorldSpec],
+    out_dir: Path,
+    run_id: str,
+    data_dir: Path,
+    cfg: CollectionConfig,
+    tally: _Tally,
+    poll_s: float,
+) -> None:
+    """The local backend: one forkserver process per world, at most ``cfg.workers`` at a time."""
+    ctx = _mp_context()
     running: dict[str, tuple[Any, float, WorldSpec]] = {}
     queue = list(todo)
     try:
         while queue or running:
             while queue and len(running) < cfg.workers:
                 spec = queue.pop(0)
-                proc = ctx.Process(  # type: ignore[union-attr]
+                proc = ctx.Process(
                     target=_world_entry,
                     args=(spec.to_json(), run_id, str(out_dir), str(data_dir), cfg.tracked),
                     name=f"hrlxf-world-{spec.world_id}",
@@ -334,28 +435,11 @@ def run_specs(
                     if not (parts_dir(out_dir) / wid).exists():
                         _write_crash_part(out_dir, spec, run_id, elapsed, proc.exitcode)
                 del running[wid]
-                status = _finished_worlds_status(out_dir, wid)
-                counts[status] = counts.get(status, 0) + 1
-                walls.append(elapsed)
-                n_done = sum(counts.values())
-                remaining = len(todo) - n_done
-                eta = (sum(walls) / len(walls)) * remaining / max(1, min(cfg.workers, max(remaining, 1)))
-                progress(
-                    f"[collect {run_id}] {wid} {status} in {elapsed:.1f}s | {n_done}/{len(todo)} done "
-                    f"({counts['ok']} ok, {counts['failed']} failed, {counts['timed_out']} timed out) | "
-                    f"ETA {_fmt_eta(eta)}"
-                )
+                tally.done(wid, elapsed)
     finally:
         for proc, _, _ in running.values():
             if proc.is_alive():
                 proc.kill()
-    rows = consolidate(out_dir)
-    result = _summarise(out_dir, run_id, len(specs), n_skipped, time.perf_counter() - t_start, rows)
-    progress(
-        f"[collect {run_id}] finished: {result.n_ok} ok, {result.n_failed} failed, {result.n_timed_out} timed out; "
-        f"rows {rows}"
-    )
-    return result
 
 
 def estimated_cost(spec: WorldSpec) -> int:
@@ -377,11 +461,18 @@ def _write_timeout_part(out_dir: Path, spec: WorldSpec, run_id: str, elapsed: fl
 
 
 def _write_crash_part(
-    out_dir: Path, spec: WorldSpec, run_id: str, elapsed: float, exitcode: int | None
+    out_dir: Path,
+    spec: WorldSpec,
+    run_id: str,
+    elapsed: float,
+    exitcode: int | None,
+    reason: str | None = None,
 ) -> None:
+    """Record a world whose worker died without tables: ``reason`` from the backend when it has
+    one (Ray's error), else the local pool's exit code and its usual cause."""
     from hrlxf_core.sim.world_run import failed_tables
 
-    msg = (
+    msg = reason or (
         f"worker process died with exit code {exitcode} before writing the world's tables "
         "(a script that calls the collection must guard its entry point with "
         "`if __name__ == '__main__':`: worker processes re-import the main module)"
