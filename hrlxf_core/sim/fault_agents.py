@@ -10,10 +10,14 @@ import them like any other agent.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
+import polars as pl
 from scml.std import GreedyStdAgent
 
 FAULT_DAY = 2
+HANGING = f"{__name__}.HangingAgent"
+RAISING = f"{__name__}.RaisingAgent"
 
 
 class HangingAgent(GreedyStdAgent):
@@ -33,3 +37,24 @@ class RaisingAgent(GreedyStdAgent):
         if self.awi.current_step >= FAULT_DAY:
             raise RuntimeError("RaisingAgent: injected failure")
         super().before_step()
+
+
+def fault_status_mismatches(worlds: pl.DataFrame, roster: Iterable[str]) -> list[str]:
+    """Worlds of a ``worlds`` table whose status is not what their fault agents cause: with a
+    HangingAgent, ``timed_out`` with an error naming the wall-clock limit; with a RaisingAgent,
+    ``failed`` with the injected error; otherwise ``ok`` without error. Every backend of the
+    runner must give the same statuses, so its tests share this one statement of them."""
+    roster = set(roster)
+    bad: list[str] = []
+    for row in worlds.iter_rows(named=True):
+        comps = set(row["agent_types"]) & roster
+        status, error = row["status"], row["error"]
+        if HANGING in comps:
+            ok = status == "timed_out" and "wall-clock limit" in error
+        elif RAISING in comps:
+            ok = status == "failed" and "RaisingAgent: injected failure" in error
+        else:
+            ok = status == "ok" and error == ""
+        if not ok:
+            bad.append(f"{row['world_id']}: status {status!r}, error {error[:200]!r}, agents {sorted(comps)}")
+    return bad
