@@ -26,13 +26,10 @@ AC = dg.AutomationCondition
 RETRAIN_CRON = os.environ.get("HRLXF_RETRAIN_CRON", "0 4 * * 0")
 
 
-def parse_each_partition() -> dg.AutomationCondition:
-    """Parse a partition as soon as its upstream partition is (re)materialized."""
-    return AC.eager()
-
-
-def derive_each_partition() -> dg.AutomationCondition:
-    """Per-partition sets derived from a model (goal_hat) follow both new partitions and a new model."""
+def follow_each_partition() -> dg.AutomationCondition:
+    """Rebuild a partition as soon as an input of it is (re)materialized: the parse of a new
+    collection run, and the per-partition sets derived from a model (goal_hat, L4 sets), which
+    follow both new partitions and a new model."""
     return AC.eager()
 
 

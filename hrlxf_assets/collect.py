@@ -93,8 +93,9 @@ def _pick_backend(config: TournamentLogsConfig, ray_cluster: Any) -> str:
 
 # The Ray resource is bound to the asset (not listed in Definitions) so that the asset runs
 # wherever only `data_store` is provided, with or without the scale extra; the asset takes it as
-# a parameter only when it exists. Dagster marks asset-bound resources as beta; that warning
-# says nothing to the users of this code location.
+# a parameter only when it exists (two signatures below: Dagster refuses an asset that mixes
+# `required_resource_keys` with resource parameters). Dagster marks asset-bound resources as
+# beta; that warning says nothing to the users of this code location.
 RAY_RESOURCES = ray_resource_defs()  # {} or {"ray_cluster": ...}: the parameter below
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.BetaWarning)

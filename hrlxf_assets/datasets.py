@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from hrlxf_assets.automation import parse_each_partition
+from hrlxf_assets.automation import follow_each_partition
 from hrlxf_assets.collect import tournament_logs
 from hrlxf_assets.partitions import collection_runs
 from hrlxf_assets.resources import DataStore
@@ -92,7 +92,7 @@ def _build_partition_dataset(
     group_name="datasets",
     kinds={"polars", "parquet"},
     code_version=CODE_VERSION,
-    automation_condition=parse_each_partition(),
+    automation_condition=follow_each_partition(),
     check_specs=[
         dg.AssetCheckSpec(
             "macro_valid",
@@ -137,7 +137,7 @@ def macro_samples(
     group_name="datasets",
     kinds={"polars", "parquet"},
     code_version=CODE_VERSION,
-    automation_condition=parse_each_partition(),
+    automation_condition=follow_each_partition(),
     check_specs=[
         dg.AssetCheckSpec(
             "micro_valid",

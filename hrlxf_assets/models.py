@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from hrlxf_assets.automation import derive_each_partition, follow_on_cron, retrain_on_cron_when_new_data
+from hrlxf_assets.automation import follow_each_partition, follow_on_cron, retrain_on_cron_when_new_data
 from hrlxf_assets.collect import tournament_logs
 from hrlxf_assets.datasets import MACRO_FILE, MICRO_FILE, DatasetConfig, macro_samples, micro_samples
 from hrlxf_assets.lineage import lineage_record, png_markdown, source_files
@@ -224,7 +224,7 @@ def l2_model(
 @dg.asset(
     partitions_def=collection_runs,
     deps=[micro_samples, macro_samples, l2_model],
-    automation_condition=derive_each_partition(),
+    automation_condition=follow_each_partition(),
     group_name="datasets",
     kinds={"pytorch", "parquet"},
     code_version=CODE_VERSION,
@@ -292,7 +292,7 @@ def l3_model(
 @dg.asset(
     partitions_def=collection_runs,
     deps=[tournament_logs, micro_samples_goal_hat],
-    automation_condition=derive_each_partition(),
+    automation_condition=follow_each_partition(),
     group_name="datasets",
     kinds={"polars", "parquet"},
     code_version=CODE_VERSION,
