@@ -19,14 +19,15 @@ from hrlxf_core.evaluation import (
 )
 from hrlxf_core.io import write_parquet_atomic
 
-CODE_VERSION = "evaluation-v1"
+CODE_VERSION = "evaluation-v2"
 
 
 class EvaluationConfig(dg.Config):
     contenders: list[str] = Field(
         default=list(DEFAULT_CONTENDERS),
-        description="LitaAgentHRL-<mode> (l1, heuristic, "
-        "neural) and roster names; every contender plays in every world.",
+        description="LitaAgentHRL-<mode> (l1, heuristic, neural), roster names, and <Expert>+L1 "
+        "(the expert filtered through L1: the ceiling); every contender plays in every world, "
+        "rotated over the levels (balanced).",
     )
     n_worlds: int = Field(default=4, description="Worlds of the tournament.")
     n_steps_min: int = Field(default=15, description="Shortest world (days).")
@@ -89,7 +90,10 @@ def agent_evaluation(
             "worlds_failed": res.n_failed,
             "worlds_timed_out": res.n_timed_out,
             "checkpoints": dg.MetadataValue.json(checkpoints),
-            "unsafe_actions": int(summary["unsafe_actions"].fill_null(0).sum()),
+            "unsafe_agreements": int(summary["unsafe_agreements"].fill_null(0).sum()),
+            "level_balanced_mean": dg.MetadataValue.json(
+                {r["contender"]: round(r["balanced_mean"], 4) for r in summary.iter_rows(named=True)}
+            ),
             "path": dg.MetadataValue.path(str(out)),
             "wall_time_s": round(time.perf_counter() - t0, 1),
         }

@@ -32,10 +32,10 @@ from hrlxf_core.datasets.micro import HIST_FEATURES, HIST_LEN, OP_ACCEPT, OP_OFF
 from hrlxf_core.l1_safety import (
     ReservedLimits,
     Threads,
+    agreement_breaks_l1,
     baseline,
     clip_action,
     l1_limits,
-    limit_parts,
     market_price,
     role_safe,
     time_mask,
@@ -374,27 +374,7 @@ class LitaAgentHRL(StdSyncAgent):
         super().on_negotiation_failure(partners, annotation, mechanism, state)
 
     def _check_realised_safety(self, contract: Any) -> None:
-        """Count an agreement that pushed a limit below zero (it was not below zero before)."""
-        ag = contract.agreement
-        q, t, p = int(ag["quantity"]), int(ag["time"]), float(ag["unit_price"])
-        buyer = contract.annotation.get("buyer") == self.awi.agent.id
+        """Count an agreement that broke L1's invariant at its delivery offset (it held before)."""
         after = live_observation(self.awi, self._initial_balance)
-        before = after.copy()
-        d = t - self.awi.current_step
-        if buyer:
-            before.supplies[0, d] -= q
-            before.payables[0, d] -= q * p
-        else:
-            before.sales[0, d] -= q
-            before.receivables[0, d] -= q * p
-        if _limits_negative(after, buyer) and not _limits_negative(before, buyer):
+        if agreement_breaks_l1(after, contract, self.awi.agent.id):
             self.stats.violations += 1
-
-
-def _limits_negative(obs: Observation, buyer: bool) -> bool:
-    """Raw (unclamped) limits below zero: budget or input capacity until the end of the game
-    (buyer), output slack at some in-game δ (seller); the same quantities L1 clamps."""
-    raw_buy, slack, in_game, b_free = limit_parts(obs)
-    if buyer:
-        return bool(b_free[0] < -1e-6 or raw_buy[0, 0] < -1e-6)
-    return bool((slack[in_game] < -1e-6).any())

@@ -23,8 +23,9 @@ import numpy as np
 import polars as pl
 
 from hrlxf_core.sim.collect import CollectionResult, run_specs
+from hrlxf_core.sim.l1_guard import FILTER_SUFFIX, guarded_class_path
 from hrlxf_core.sim.roster import FILLER_AGENTS, KNOWN_AGENTS, resolve_agent
-from hrlxf_core.sim.world_spec import WorldSpec, _split
+from hrlxf_core.sim.world_spec import WorldSpec
 
 AGENT_PATH = "hrlxf_core.agent.LitaAgentHRL"
 HRL_PREFIX = "LitaAgentHRL-"
@@ -36,6 +37,7 @@ DEFAULT_CONTENDERS = (
     "AS0",
     "XenoSotaAgent",
     "UltraSuperMiracleSoraFinalAgentZ",
+    "PenguinAgent+L1",
 )
 
 
@@ -56,7 +58,11 @@ class EvalConfig:
 
 
 def contender_slot(name: str, cfg: EvalConfig) -> tuple[str, dict[str, Any] | None]:
-    """Class path and constructor params of a contender name."""
+    """Class path and constructor params of a contender name.
+
+    ``LitaAgentHRL-<mode>`` is the HRL agent; ``<Expert>+L1`` is the expert with every offer and
+    accept filtered through L1 (the architecture's ceiling); a plain expert plays unchanged
+    behind an L1 *watch* that only counts what L1 would have changed (comparable counters)."""
     if name.startswith(HRL_PREFIX):
         mode = name[len(HRL_PREFIX) :]
         params: dict[str, Any] = {"mode": mode}
@@ -66,28 +72,56 @@ def contender_slot(name: str, cfg: EvalConfig) -> tuple[str, dict[str, Any] | No
             else:
                 params["checkpoints_dir"] = cfg.checkpoints_dir
         return AGENT_PATH, params
-    return resolve_agent(name).class_path, None
+    if name.endswith(FILTER_SUFFIX):
+        return guarded_class_path(resolve_agent(name[: -len(FILTER_SUFFIX)]).class_path, enforce=True), None
+    return guarded_class_path(resolve_agent(name).class_path, enforce=False), None
+
+
+def level_name(level: int, n_processes: int) -> str:
+    """first / middle / last of a production level."""
+    return "first" if level == 0 else "last" if level == n_processes - 1 else "middle"
+
+
+def balanced_levels(n_contenders: int, n_processes: int, position: int, perm: list[int]) -> list[int]:
+    """Level of each contender in one world of a balanced block: contender c sits at level
+    (rank of c in ``perm`` + position) mod n_processes, so over the n_processes worlds of a block
+    (positions 0..n-1) every contender plays every level exactly once, and each world's levels
+    hold ⌊C/n⌋ or ⌈C/n⌉ contenders."""
+    rank = {c: r for r, c in enumerate(perm)}
+    return [(rank[c] + position) % n_processes for c in range(n_contenders)]
 
 
 def draw_eval_specs(cfg: EvalConfig, run_id: str) -> list[WorldSpec]:
+    """A level-balanced design: worlds cycle over the level counts n_processes_min..max; within
+    each level count, consecutive blocks of n_processes worlds rotate the contenders over the
+    levels (``balanced_levels``), with a fresh random contender order per block so that who meets
+    whom varies. So each contender's count at each level differs by at most 1 (exactly equal once
+    the blocks are complete), and a contender's mean no longer depends on how often it drew the
+    first level."""
     rng = random.Random(f"hrlxf-eval-{cfg.seed}")
     fillers = [KNOWN_AGENTS[n] for n in FILLER_AGENTS]
-    slots = {c: contender_slot(c, cfg) for c in cfg.contenders}
+    names = list(cfg.contenders)
+    slots = {c: contender_slot(c, cfg) for c in names}
+    cycle = list(range(cfg.n_processes_min, cfg.n_processes_max + 1))
+    perms: dict[tuple[int, int], list[int]] = {}
     specs = []
     for i in range(cfg.n_worlds):
+        n_proc = cycle[i % len(cycle)]
+        j = i // len(cycle)
+        block, position = divmod(j, n_proc)
+        if (n_proc, block) not in perms:
+            perm = list(range(len(names)))
+            rng.shuffle(perm)
+            perms[(n_proc, block)] = perm
+        levels_of = balanced_levels(len(names), n_proc, position, perms[(n_proc, block)])
         n_steps = rng.randint(cfg.n_steps_min, cfg.n_steps_max)
-        n_proc = rng.randint(cfg.n_processes_min, cfg.n_processes_max)
-        order = list(cfg.contenders)
-        rng.shuffle(order)
-        per_level = _split(len(order), n_proc, rng)
         paths, levels, params, labels = [], [], [], []
-        it = iter(order)
-        for level, n_c in enumerate(per_level):
-            for _ in range(n_c):
-                name = next(it)
-                path, p = slots[name]
-                paths.append(path), levels.append(level), params.append(p), labels.append(name)
-            for _ in range(max(cfg.min_factories_per_level - n_c, 0)):
+        for level in range(n_proc):
+            here = [c for c in perms[(n_proc, block)] if levels_of[c] == level]
+            for c in here:
+                path, p = slots[names[c]]
+                paths.append(path), levels.append(level), params.append(p), labels.append(names[c])
+            for _ in range(max(cfg.min_factories_per_level - len(here), 0)):
                 f = rng.choice(fillers)
                 paths.append(f), levels.append(level), params.append(None), labels.append("filler")
         specs.append(
@@ -149,6 +183,7 @@ def per_world_scores(out_dir: Path) -> pl.DataFrame:
                             "contender": label,
                             "agent_id": None,
                             "level": spec.agent_levels[slot],
+                            "level_name": level_name(spec.agent_levels[slot], spec.n_processes),
                             "score": None,
                             "status": w["status"],
                         }
@@ -164,6 +199,7 @@ def per_world_scores(out_dir: Path) -> pl.DataFrame:
                         "contender": label,
                         "agent_id": aid,
                         "level": spec.agent_levels[slot],
+                        "level_name": level_name(spec.agent_levels[slot], spec.n_processes),
                         "score": float(score),
                         "status": "ok",
                     }
@@ -175,15 +211,50 @@ def per_world_scores(out_dir: Path) -> pl.DataFrame:
             "contender": pl.String,
             "agent_id": pl.String,
             "level": pl.Int64,
+            "level_name": pl.String,
             "score": pl.Float64,
             "status": pl.String,
         },
     )
 
 
+LEVEL_NAMES = ("first", "middle", "last")
+
+
+def balanced_mean(scores: np.ndarray, levels: np.ndarray) -> tuple[float, float]:
+    """(level-balanced mean, half-width of its 95 % CI): the mean of the per-level means over the
+    levels the contender played, with the CI of that combination (variance Σ s_l²/n_l / L², t
+    quantile at the Welch-Satterthwaite degrees of freedom)."""
+    from scipy import stats
+
+    groups = [scores[levels == lv] for lv in LEVEL_NAMES if (levels == lv).any()]
+    if not groups:
+        return float("nan"), float("nan")
+    mean = float(np.mean([g.mean() for g in groups]))
+    if any(len(g) < 2 for g in groups):
+        return mean, float("nan")
+    terms = np.array([g.var(ddof=1) / len(g) for g in groups]) / len(groups) ** 2
+    var = terms.sum()
+    if var <= 0:
+        return mean, 0.0
+    dof = var**2 / np.sum(terms**2 / np.array([len(g) - 1 for g in groups]))
+    return mean, float(stats.t.ppf(0.975, dof) * np.sqrt(var))
+
+
+def _sum(st: list[dict[str, Any]], key: str) -> int | None:
+    vals = [x[key] for x in st if key in x]
+    return int(sum(vals)) if vals else None
+
+
 def summarise(*out_dirs: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(per-contender summary sorted by truncated mean, per-world table) of one or several
-    evaluation runs (e.g. several seeds) pooled."""
+    """(per-contender summary sorted by level-balanced mean, per-world table) of one or several
+    evaluation runs (e.g. several seeds) pooled.
+
+    Per contender: worlds, the level-balanced mean (headline) and its CI, the raw mean and its
+    CI, negmas' truncated mean, the mean and count at each level, the realised shortfall (units
+    short ÷ units sold, from the world's own accounting), agreements that broke L1's invariant,
+    actions L1 changed or forbade (filtered, or counted by the watch on plain experts),
+    fallbacks and decision latency."""
     from negmas.helpers.numeric import truncated_mean
 
     per_world = pl.concat([per_world_scores(d) for d in out_dirs], how="vertical")
@@ -194,37 +265,66 @@ def summarise(*out_dirs: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
                 agent_stats.setdefault(r["label"], []).append(json.loads(r["stats_json"]))
     rows = []
     for name in per_world["contender"].unique(maintain_order=True):
-        s = per_world.filter((pl.col("contender") == name) & (pl.col("status") == "ok"))["score"].to_numpy()
+        ok = per_world.filter((pl.col("contender") == name) & (pl.col("status") == "ok"))
+        s = ok["score"].to_numpy()
+        lv = ok["level_name"].to_numpy()
         st = agent_stats.get(name, [])
-        rows.append({
+        bal, bal_ci = balanced_mean(s, lv) if len(s) else (float("nan"), float("nan"))
+        short, sold = _sum(st, "shortfall_units"), _sum(st, "sold_units")
+        row = {
             "contender": name,
             "worlds": int(len(s)),
+            "balanced_mean": bal,
+            "balanced_ci95": bal_ci,
             "mean": float(s.mean()) if len(s) else float("nan"),
-            "truncated_mean": float(truncated_mean(s)) if len(s) else float("nan"),
             "ci95": t_ci95(s),
+            "truncated_mean": float(truncated_mean(s)) if len(s) else float("nan"),
             "min": float(s.min()) if len(s) else float("nan"),
             "max": float(s.max()) if len(s) else float("nan"),
-            "unsafe_actions": int(sum(x["violations"] for x in st)) if st else None,
-            "fallbacks": int(sum(x["fallbacks"] for x in st)) if st else None,
-            "clip_changed": int(sum(x["clip_changed"] for x in st)) if st else None,
-            "decisions": int(sum(x["decisions"] for x in st)) if st else None,
-            "latency_p50_ms": float(np.median([x["latency_p50_ms"] for x in st])) if st else None,
-            "latency_p99_ms": float(np.max([x["latency_p99_ms"] for x in st])) if st else None,
+        }
+        for level in LEVEL_NAMES:
+            x = s[lv == level]
+            row[f"mean_{level}"] = float(x.mean()) if len(x) else float("nan")
+            row[f"n_{level}"] = int(len(x))
+        changed, forbidden = _sum(st, "clip_changed"), _sum(st, "forbidden")
+        row.update({
+            "shortfall_ratio": (short / sold) if short is not None and sold else None,
+            "unsafe_agreements": _sum(st, "violations"),
+            "l1_changed": None if changed is None else changed + (forbidden or 0),
+            "fallbacks": _sum(st, "fallbacks"),
+            "decisions": _sum(st, "decisions"),
+            "latency_p50_ms": float(np.median([x["latency_p50_ms"] for x in st])) if st and "latency_p50_ms" in st[0] else None,
+            "latency_p99_ms": float(np.max([x["latency_p99_ms"] for x in st])) if st and "latency_p99_ms" in st[0] else None,
         })  # fmt: skip
-    summary = pl.DataFrame(rows).sort("truncated_mean", descending=True, nulls_last=True)
+        rows.append(row)
+    summary = pl.DataFrame(rows).sort("balanced_mean", descending=True, nulls_last=True)
     return summary, per_world
 
 
+def _f(x: Any, fmt: str = ".3f") -> str:
+    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else format(x, fmt)
+
+
 def markdown_table(summary: pl.DataFrame) -> str:
-    head = "| contender | worlds | mean ± 95% CI | truncated mean | unsafe | fallbacks | p50 / p99 ms |\n|---|---:|---:|---:|---:|---:|---:|"
+    """The headline table (level-balanced mean first) and the per-level table."""
+    head = (
+        "| contender | worlds | level-balanced mean ± 95% CI | raw mean ± 95% CI | truncated mean "
+        "| shortfall | unsafe agreements | L1 changed | fallbacks | p50 / p99 ms |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
     lines = [head]
     for r in summary.iter_rows(named=True):
         lat = "" if r["latency_p50_ms"] is None else f"{r['latency_p50_ms']:.2f} / {r['latency_p99_ms']:.2f}"
-        unsafe = "" if r["unsafe_actions"] is None else str(r["unsafe_actions"])
-        fb = "" if r["fallbacks"] is None else str(r["fallbacks"])
+        short = "" if r["shortfall_ratio"] is None else f"{100 * r['shortfall_ratio']:.1f} %"
         lines.append(
-            f"| {r['contender']} | {r['worlds']} | {r['mean']:.3f} ± {r['ci95']:.3f} | {r['truncated_mean']:.3f} | {unsafe} | {fb} | {lat} |"
+            f"| {r['contender']} | {r['worlds']} | {_f(r['balanced_mean'])} ± {_f(r['balanced_ci95'])} "
+            f"| {_f(r['mean'])} ± {_f(r['ci95'])} | {_f(r['truncated_mean'])} | {short} "
+            f"| {_f(r['unsafe_agreements'], 'd')} | {_f(r['l1_changed'], 'd')} | {_f(r['fallbacks'], 'd')} | {lat} |"
         )
+    lines += ["", "| contender | " + " | ".join(LEVEL_NAMES) + " |", "|---|" + "---:|" * len(LEVEL_NAMES)]
+    for r in summary.iter_rows(named=True):
+        cells = [f"{_f(r[f'mean_{lv}'])} (n={r[f'n_{lv}']})" for lv in LEVEL_NAMES]
+        lines.append(f"| {r['contender']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -237,14 +337,14 @@ def scores_png(summary: pl.DataFrame, title: str) -> bytes:
 
     fig, ax = plt.subplots(figsize=(7, 3.6), dpi=100)
     names = summary["contender"].to_list()
-    mean = summary["mean"].to_numpy()
-    ci = np.nan_to_num(summary["ci95"].to_numpy())
+    mean = summary["balanced_mean"].to_numpy()
+    ci = np.nan_to_num(summary["balanced_ci95"].to_numpy())
     colors = ["tab:orange" if n.startswith(HRL_PREFIX) else "tab:blue" for n in names]
     ax.barh(range(len(names)), mean, xerr=ci, color=colors, capsize=3)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("score = balance / initial balance (mean ± 95% CI)")
+    ax.set_xlabel("score = balance / initial balance (level-balanced mean ± 95% CI)")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()

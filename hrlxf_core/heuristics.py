@@ -90,12 +90,11 @@ def heuristic_l2_goal(obs: Observation) -> np.ndarray:
     limits = l1_limits(obs)
     plan, _ = production_plan(obs)
     free = np.maximum(obs.n_lines[:, None] * offsets_in_game(obs) - plan, 0.0)  # idle lines by δ
-    avail = limits.q_safe_sell  # non-decreasing in δ
+    avail = limits.sellable  # sellable stock by δ (days are independent in std)
     budget = np.maximum(limits.b_free, 0.0) / np.maximum(obs.trading_price_input, 1e-9)
     q_buy = np.zeros((n, N_BUCKETS))
     q_sell = np.zeros((n, N_BUCKETS))
     spent = np.zeros(n)
-    prev_hi = None
     for b, (lo, hi) in enumerate(BUCKET_EDGES):
         want = np.maximum(needed_supplies(obs), 0.0) if b == 0 else BUY_FILL[b] * free[:, lo : hi + 1].sum(1)
         want = np.minimum(want, limits.q_safe_buy[:, lo])
@@ -103,10 +102,11 @@ def heuristic_l2_goal(obs: Observation) -> np.ndarray:
         spent += want
         q_buy[:, b] = want
         if b == 0:
-            q_sell[:, b] = np.maximum(np.maximum(needed_sales(obs), 0.0), SELL_FRACTION * avail[:, 0])
+            q_sell[:, b] = np.maximum(
+                np.maximum(needed_sales(obs), 0.0), SELL_FRACTION * avail[:, lo : hi + 1].sum(1)
+            )
         else:
-            q_sell[:, b] = SELL_FRACTION * np.maximum(avail[:, hi] - avail[:, prev_hi], 0.0)
-        prev_hi = hi
+            q_sell[:, b] = SELL_FRACTION * avail[:, lo : hi + 1].sum(1)
     goal = np.zeros((n, N_BUCKETS, 4))
     can = (obs.can_buy > 0, obs.can_sell > 0)
     for s, (q, factor) in enumerate(((q_buy, BUY_PRICE_FACTOR), (q_sell, SELL_PRICE_FACTOR))):

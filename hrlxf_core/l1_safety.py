@@ -1,33 +1,66 @@
 """L1: safety limits, the binding baseline, clip() and dynamic reservation (DESIGN §6.2).
 
 The baseline is the one the user confirmed (seed §1.3, binding): buy
-``q = min(Q_safe[δ]/2, B_free/price)``, ``p = 0.95·market``; sell ``q = output inventory/2``,
+``q = min(Q_safe[δ]/2, B_free/price)``, ``p = 0.95·market``; sell ``q = inventory/2``,
 ``p = 1.05·market``; market = trading price of the product traded. The same functions compute
-it online (agent) and offline (residual labels), on batches.
+it online (agent, ``<Expert>+L1`` filter) and offline (residual labels, expert clip rate), on
+batches.
 
-Definitions chosen here (the seed leaves them open), each conservative:
-- ``Q_safe[δ]`` (buy) = n_lines·(days left from today+δ to the end) − input inventory − every
-  committed input (any δ): input we could not turn into output before the game ends is waste.
-- sell-side safe quantity at δ = the smallest, over δ'' ≥ δ, of output inventory + output
-  produced before δ'' from committed inputs only − committed outbound up to δ''.
-- ``B_free`` = balance − payables (negotiated and today's exogenous) − reserve, with
-  reserve = production cost of every committed input (money already spoken for).
-- The baseline delivery offset is the earliest δ in the time mask.
-- clip() also counts the production cost of a purchase against the budget, so that a clipped
-  purchase keeps ``B_free ≥ 0`` after its own reservation.
+**How SCML std produces** (``hrlxf_core.state.production_plan``, verified against the scml
+0.8.4 source and 52,168 recorded agent-days): output is made on its delivery day from the input
+stock plus that day's inputs, within the lines, and only as much as is sold that day. A factory
+holds no output inventory, and the engine never takes consumed inputs out of the input stock
+(the stock never falls). So the stock S0 held now is there on every later day: S(δ) ≥ S0.
+
+**"Inventory" of the sell baseline = sellable stock.** Std keeps no output inventory (read
+literally, the baseline would always sell 0), so inventory means what the factory can deliver at
+the baseline δ: ``sellable(δ) = min(S0 + in(δ), n_lines) − out(δ)`` (input stock plus the inputs
+committed to arrive that day, turned into output within the lines, minus what is already sold for
+that day), floored at 0. Because S(δ) ≥ S0, a sale within ``sellable(δ)`` is always made, whatever
+is sold on other days: the days are independent, which keeps reservation O(K).
+
+**Sell side: bounded exposure, not zero exposure.** The experts sell ahead of their inputs
+(counter-offers to several buyers, sales whose inputs they buy later): with zero exposure L1
+would forbid 10-25 % of their sales. Let ``e(δ) = max(0, out(δ) − min(S0 + in(δ), n_lines))``
+be the units that would be short on day δ if no more input arrived (an upper bound of the
+engine's shortfall, since S(δ) ≥ S0), ``E = Σ_δ e(δ)`` over the days of the game, and
+``pen = shortfall_penalty · trading price of the output`` today's worst-case penalty per unit
+short (penalties_scale "trading"). The rule:
+
+- (R1) no day is exposed by more than ``SELL_ALLOWANCE_LINES[level] · n_lines`` units;
+- (R2) ``B_free = balance − payables − production cost of committed inputs − pen · E``, and no
+  action may take ``B_free`` below 0.
+
+Invariant (property-tested on random states with reservations): after any sequence of clipped,
+reserved actions from a state that satisfied it, (R1) holds on every day a sale was added and
+``B_free ≥ 0``: the factory can pay every committed purchase and its production **and** the
+worst-case shortfall penalty of every unbacked unit at once, i.e. no bankruptcy even if the
+whole allowed exposure ends in shortfall. The allowance was derived from the experts' logs
+(``hrlxf_core.l1_exposure``, figures in docs/l1.md).
+
+Buy side (unchanged guarantees): ``Q_safe[δ]`` = n_lines·(days left from today+δ to the end) −
+input stock − every committed input; a purchase is clipped to Q_safe and to ``B_free`` (price
+plus production cost), so it never buys input the lines cannot use before the game ends and
+never takes ``B_free`` below 0. The baseline delivery offset is the earliest δ in the time mask.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from hrlxf_core.numeric import finite
-from hrlxf_core.state import K, Observation, inbound, offsets_in_game, outbound, production_plan
+from hrlxf_core.state import K, Observation, inbound, offsets_in_game, outbound
 
 BUY_PRICE_FACTOR = 0.95
 SELL_PRICE_FACTOR = 1.05
+
+#: (R1) Units a day may be sold beyond its backed stock, in lines, by the level of the seller.
+#: Derived from the experts' logs (docs/l1.md): the smallest allowance, in steps of 0.25 line,
+#: under which at most 5 % of the experts' sell actions at that level would be refused.
+SELL_ALLOWANCE_LINES: dict[str, float] = {"first": 0.5, "middle": 0.5}
 
 
 @dataclass
@@ -35,6 +68,7 @@ class L1Limits:
     q_safe_buy: np.ndarray  # (B, K)
     q_safe_sell: np.ndarray  # (B, K)
     b_free: np.ndarray  # (B,)
+    sellable: np.ndarray  # (B, K) sellable stock: the sell baseline's "inventory"
 
 
 @dataclass
@@ -53,58 +87,112 @@ class Threads:
         return Threads(**{k: v[idx] for k, v in self.__dict__.items()})
 
 
-def limit_parts(obs: Observation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The unclamped quantities behind the limits: (raw buy room (B, K), output slack (B, K),
-    in-game mask (B, K), B_free (B,)). Reservations move them linearly (see ReservedLimits)."""
+def sell_allowance(obs: Observation) -> np.ndarray:
+    """(B,) units a day may be exposed (R1): the level's allowance times n_lines (0 at the last
+    level, which cannot sell)."""
+    first = obs.can_buy <= 0
+    lines = np.where(first, SELL_ALLOWANCE_LINES["first"], SELL_ALLOWANCE_LINES["middle"])
+    return np.where(obs.can_sell > 0, lines * obs.n_lines, 0.0)
+
+
+def penalty_per_unit(obs: Observation) -> np.ndarray:
+    """(B,) today's shortfall penalty of one unit short (scml ``penalties_scale='trading'``)."""
+    return np.maximum(obs.shortfall_penalty, 0.0) * np.maximum(obs.trading_price_output, 0.0)
+
+
+@dataclass
+class LimitParts:
+    """The unclamped quantities behind the limits, in the form reservations move linearly:
+    a purchase lowers ``raw_buy`` and ``b_money``; a sale raises ``out`` at its δ."""
+
+    raw_buy: np.ndarray  # (B, K) n_lines·days left − every committed input
+    cap: np.ndarray  # (B, K) min(S0 + in(δ), n_lines) on in-game days, else 0
+    out: np.ndarray  # (B, K) outbound committed at δ
+    in_game: np.ndarray  # (B, K) bool
+    b_money: np.ndarray  # (B,) balance − payables − production cost of committed inputs
+    pen: np.ndarray  # (B,) penalty per unit short
+    allowance: np.ndarray  # (B,) units a day may be exposed
+
+    def take(self, idx) -> LimitParts:
+        return LimitParts(**{k: v[idx] for k, v in self.__dict__.items()})
+
+
+def limit_parts(obs: Observation) -> LimitParts:
     in_game = offsets_in_game(obs)
     days_left = np.maximum(obs.n_steps[:, None] - obs.day[:, None] - np.arange(K)[None, :], 0)
-    committed_in = obs.inventory_input + inbound(obs).sum(1)
+    inb = inbound(obs)
+    committed_in = obs.inventory_input + inb.sum(1)
     raw_buy = obs.n_lines[:, None] * days_left - committed_in[:, None]
-    plan, _ = production_plan(obs)
-    produced_before = np.concatenate([np.zeros((obs.size, 1)), np.cumsum(plan, axis=1)[:, :-1]], axis=1)
-    slack = obs.inventory_output[:, None] + produced_before - np.cumsum(outbound(obs), axis=1)
+    cap = np.minimum(obs.inventory_input[:, None] + inb, obs.n_lines[:, None]) * in_game
     reserve = obs.production_cost * committed_in
-    b_free = obs.balance - obs.payables.sum(1) - obs.exo_input_value - reserve
-    return raw_buy, slack, in_game, b_free
+    b_money = obs.balance - obs.payables.sum(1) - obs.exo_input_value - reserve
+    return LimitParts(
+        raw_buy=raw_buy,
+        cap=cap,
+        out=outbound(obs),
+        in_game=in_game,
+        b_money=np.asarray(b_money, np.float64),
+        pen=penalty_per_unit(obs),
+        allowance=sell_allowance(obs),
+    )
 
 
-def _limits_from_parts(
-    raw_buy: np.ndarray, slack: np.ndarray, in_game: np.ndarray, b_free: np.ndarray
-) -> L1Limits:
-    q_buy = np.maximum(raw_buy, 0.0) * in_game
-    future_min = np.minimum.accumulate(slack[:, ::-1], axis=1)[:, ::-1]
-    q_sell = np.maximum(future_min, 0.0) * in_game
-    return L1Limits(q_safe_buy=q_buy, q_safe_sell=q_sell, b_free=np.asarray(b_free, dtype=np.float64).copy())
+def exposure(parts: LimitParts) -> np.ndarray:
+    """(B, K) e(δ): units short on day δ if no more input arrived (0 outside the game)."""
+    return np.maximum(parts.out - parts.cap, 0.0) * parts.in_game
+
+
+def sellable(parts: LimitParts) -> np.ndarray:
+    """(B, K) sellable stock: what can still be sold for δ and is certain to be made."""
+    return np.maximum(parts.cap - parts.out, 0.0) * parts.in_game
+
+
+def limits_from_parts(parts: LimitParts) -> L1Limits:
+    q_buy = np.maximum(parts.raw_buy, 0.0) * parts.in_game
+    b_free = parts.b_money - parts.pen * exposure(parts).sum(1)
+    room = parts.cap - parts.out
+    money_units = np.where(
+        parts.pen > 0, np.maximum(b_free, 0.0) / np.maximum(parts.pen, 1e-12), np.inf
+    )  # exposure B_free can still pay the worst-case penalty of
+    q_sell = np.minimum(room + parts.allowance[:, None], np.maximum(room, 0.0) + money_units[:, None])
+    q_sell = np.maximum(q_sell, 0.0) * parts.in_game
+    return L1Limits(
+        q_safe_buy=q_buy,
+        q_safe_sell=q_sell,
+        b_free=np.asarray(b_free, np.float64).copy(),
+        sellable=sellable(parts),
+    )
 
 
 def l1_limits(obs: Observation) -> L1Limits:
-    return _limits_from_parts(*limit_parts(obs))
+    return limits_from_parts(limit_parts(obs))
 
 
 class ReservedLimits:
     """The limits of one observation under a growing set of reservations, updated in O(K) per
     reservation (the agent plans a round's threads one after the other). Equal to
     ``l1_limits`` of the observation after the same ``reserve`` calls (property-tested): a
-    purchase of q at price p lowers the buy room by q everywhere and B_free by q·(p + production
-    cost) and leaves the sell side unchanged; a sale of q at δ lowers the output slack from δ on."""
+    purchase of q at price p lowers the buy room by q everywhere and the money by q·(p +
+    production cost) and leaves the sell side's stock unchanged (a tentative purchase must not
+    back a sale); a sale of q at δ adds q to that day's outbound."""
 
     def __init__(self, obs: Observation, row: int = 0) -> None:
-        raw_buy, slack, in_game, b_free = limit_parts(obs.take([row]))
-        self.raw_buy, self.slack, self.in_game, self.b_free = raw_buy, slack, in_game, b_free
+        self.parts = limit_parts(obs.take([row]))
         self.cost = float(obs.production_cost[row])
 
     def limits(self) -> L1Limits:
-        return _limits_from_parts(self.raw_buy, self.slack, self.in_game, self.b_free)
+        return limits_from_parts(self.parts)
 
     def reserve(self, is_buyer: bool, q: float, delta: int, p: float) -> None:
         if q <= 0:
             return
+        pt = self.parts
         if is_buyer:
-            self.raw_buy = self.raw_buy - q
-            self.b_free = self.b_free - q * (p + self.cost)
+            pt.raw_buy = pt.raw_buy - q
+            pt.b_money = pt.b_money - q * (p + self.cost)
         else:
-            self.slack = self.slack.copy()
-            self.slack[:, delta:] -= q
+            pt.out = pt.out.copy()
+            pt.out[:, delta] += q
 
 
 def role_safe(limits: L1Limits, is_buyer: np.ndarray) -> np.ndarray:
@@ -144,7 +232,7 @@ def baseline(
     q_safe = limits.q_safe_buy[rows, delta]
     p_buy = BUY_PRICE_FACTOR * market
     q_buy = np.minimum(q_safe / 2.0, np.maximum(limits.b_free, 0.0) / np.maximum(p_buy, 1e-9))
-    q_sell = obs.inventory_output / 2.0
+    q_sell = limits.sellable[rows, delta] / 2.0  # "inventory" in std: the sellable stock at δ
     q = np.where(is_buyer, q_buy, q_sell)
     p = np.where(is_buyer, p_buy, SELL_PRICE_FACTOR * market)
     return Baseline(q=np.where(feasible, q, 0.0), delta=delta.astype(np.int64), p=p, feasible=feasible)
@@ -193,22 +281,55 @@ def clip_action(
 
 
 def reserve(obs: Observation, row: int, is_buyer: bool, q: float, delta: int, p: float) -> None:
-    """Dynamic reservation: book a planned action as a tentative commitment of ``obs[row]``,
-    so the next thread's limits (recomputed from ``obs``) see less budget and safe quantity.
+    """Dynamic reservation on an observation: book a planned action as a tentative commitment
+    of ``obs[row]``, so the limits recomputed from ``obs`` see less budget and room (the
+    reference that ``ReservedLimits`` is tested against).
 
-    A tentative purchase must not back a sale: its partner may still refuse it, and the sell-side
-    safe quantity counts committed inputs only. So a reserved purchase also books the extra output
-    it would let the lines make on day δ as a phantom outbound on day δ + 1 (when that output could
-    first leave): Q_safe and B_free shrink, the sell-side safe quantity is exactly unchanged. (The
+    A tentative purchase must not back a sale: its partner may still refuse it. So a reserved
+    purchase of q at δ also books the extra output it would let the lines make on day δ as a
+    phantom outbound at δ: Q_safe and B_free shrink, the sell side is exactly unchanged. (The
     phantom units are visible in ``obs.sales``: build features from the unreserved observation.)"""
     if q <= 0:
         return
     if is_buyer:
-        plan_before, _ = production_plan(obs.take([row]))
+        before = limit_parts(obs.take([row])).cap[0, delta]
         obs.supplies[row, delta] += q
         obs.payables[row, delta] += q * p
-        plan_after, _ = production_plan(obs.take([row]))
-        obs.sales[row, 1:] += (plan_after - plan_before)[0, :-1]
+        after = limit_parts(obs.take([row])).cap[0, delta]
+        obs.sales[row, delta] += after - before
     else:
         obs.sales[row, delta] += q
         obs.receivables[row, delta] += q * p
+
+
+def invariant_broken(obs: Observation, buyer: bool, delta: int) -> bool:
+    """L1's invariant broken for ``obs`` (one row) at delivery offset δ: the budget (which holds
+    the worst-case shortfall penalty of every unbacked unit) below zero; input beyond what the
+    lines can use by the end of the game (buyer); day δ exposed beyond the allowance (seller)."""
+    parts = limit_parts(obs)
+    d = min(max(int(delta), 0), K - 1)
+    if limits_from_parts(parts).b_free[0] < -1e-6:
+        return True
+    if buyer:
+        return bool(parts.raw_buy[0, d] < -1e-6)
+    return bool(exposure(parts)[0, d] > parts.allowance[0] + 1e-6)
+
+
+def agreement_breaks_l1(after: Observation, contract: Any, my_id: str) -> bool:
+    """Did this agreement break L1's invariant at its delivery offset, which held without it?
+    ``after`` is the live observation that already holds the agreement (the AWI includes it when
+    ``on_negotiation_success`` fires)."""
+    ag = contract.agreement
+    q, t, p = int(ag["quantity"]), int(ag["time"]), float(ag["unit_price"])
+    buyer = contract.annotation.get("buyer") == my_id
+    d = t - int(after.day[0])
+    if not 0 <= d < K:
+        return False
+    before = after.copy()
+    if buyer:
+        before.supplies[0, d] -= q
+        before.payables[0, d] -= q * p
+    else:
+        before.sales[0, d] -= q
+        before.receivables[0, d] -= q * p
+    return invariant_broken(after, buyer, d) and not invariant_broken(before, buyer, d)

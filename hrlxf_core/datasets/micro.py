@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 
 from hrlxf_core.constants import N_OFFSETS
+from hrlxf_core.datasets.expert_clip import action_kind, expert_clip, level_class
 from hrlxf_core.datasets.offline_obs import _group_ids, decision_threads
 from hrlxf_core.datasets.partition import PartitionTables
 from hrlxf_core.l1_safety import baseline, l1_limits, market_price, role_safe, time_mask
@@ -66,6 +67,10 @@ MICRO_SCHEMA: dict[str, pl.DataType] = {
     "res_p": pl.Float32,
     "delta_label": pl.Int32,
     "reward": pl.Float32,  # outcome of the thread (AWR only; never an input)
+    "level": pl.String,  # first / middle / last (the L1 clip rate is reported by level)
+    "action_kind": pl.String,  # accept / counter / open / end
+    "l1_changed": pl.Boolean,  # clip() would change the expert's action (never an input)
+    "l1_forbidden": pl.Boolean,  # clip() would refuse it (never an input)
     "goal": pl.Array(pl.Float32, GOAL_DIM),
 }
 
@@ -164,6 +169,21 @@ def build_micro(tables: PartitionTables) -> pl.DataFrame:
     sent_delta = dec["sent_t"].cast(pl.Float64).fill_null(np.nan).to_numpy() - day
     hist, hist_len, hist_last = _history(dec, obs.n_lines, market)
     recv_q = dec["recv_q"].cast(pl.Float64)
+    has_recv = recv_q.is_not_null().to_numpy()
+    kind = action_kind(action, has_recv, has_counter)
+
+    def _f(col: str) -> np.ndarray:
+        return dec[col].cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+    changed, forbidden = expert_clip(
+        obs,
+        limits,
+        threads,
+        mask,
+        kind,
+        (_f("recv_q"), _f("recv_t") - day, _f("recv_p")),
+        (_f("sent_q"), sent_delta, _f("sent_p")),
+    )
     out = pl.DataFrame(
         {
             "world_id": dec["world_id"],
@@ -212,6 +232,10 @@ def build_micro(tables: PartitionTables) -> pl.DataFrame:
                 obs.n_lines,
             ),
             "goal": np.zeros((dec.height, GOAL_DIM), dtype=np.float32),
+            "level": level_class(dec["is_first_level"].to_numpy(), dec["is_last_level"].to_numpy()),
+            "action_kind": kind,
+            "l1_changed": changed,
+            "l1_forbidden": forbidden,
         }
     )
     return out.select([pl.col(c).cast(t) for c, t in MICRO_SCHEMA.items()])

@@ -207,27 +207,35 @@ def run_world(
 
 
 def _agent_stats(world: Any, spec: WorldSpec) -> list[dict[str, Any]]:
-    """Counters of agents that report them (``hrlxf_stats()``), with the slot's contender label."""
+    """Per labelled contender (evaluation worlds): the world's own shortfall accounting (units
+    short and units sold, summed over the days) and the counters of agents that report them
+    (``hrlxf_stats()``)."""
     import json
     import re
 
     rows = []
+    stats = world.stats
     for aid, adapter in world.agents.items():
         m = re.match(r"\d+", aid)  # std agent ids start with the factory slot: "04LHR@1"
         if m is None:
             continue
         slot = int(m.group())
         obj = getattr(adapter, "_obj", None)
-        if obj is None or not hasattr(obj, "hrlxf_stats"):
-            continue
         label = spec.agent_labels[slot] if spec.agent_labels and slot < len(spec.agent_labels) else ""
+        has_counters = obj is not None and hasattr(obj, "hrlxf_stats")
+        if not has_counters and label in ("", "filler"):
+            continue
+        short = float(sum(stats.get(f"shortfall_quantity_{aid}", [])))
+        n_lines = float(world.agent_profiles[aid].n_lines) if aid in world.agent_profiles else 0.0
+        made = float(sum(stats.get(f"productivity_{aid}", []))) * n_lines
+        counters = obj.hrlxf_stats() if has_counters else {}
         rows.append(
             {
                 "world_id": spec.world_id,
                 "agent_id": aid,
-                "agent_type": expert_path_of(type(obj)),
+                "agent_type": expert_path_of(type(obj)) if obj is not None else "",
                 "label": label,
-                "stats_json": json.dumps(obj.hrlxf_stats()),
+                "stats_json": json.dumps({**counters, "shortfall_units": short, "sold_units": made + short}),
             }
         )
     return rows
