@@ -191,19 +191,64 @@ def run_train(
     return 0
 
 
-def run_evaluate(n_worlds: int, steps_min: int, steps_max: int, seed: int, workers: int, log=print) -> int:
-    ops = {
-        "agent_evaluation": {
-            "config": {
-                "n_worlds": n_worlds,
-                "n_steps_min": steps_min,
-                "n_steps_max": steps_max,
-                "seed": seed,
-                "workers": workers,
-            }
-        }
+def run_evaluate(
+    n_worlds: int,
+    steps_min: int,
+    steps_max: int,
+    seed: int,
+    workers: int,
+    contenders: list[str] | None = None,
+    processes: tuple[int, int] | None = None,
+    log=print,
+) -> int:
+    config: dict = {
+        "n_worlds": n_worlds,
+        "n_steps_min": steps_min,
+        "n_steps_max": steps_max,
+        "seed": seed,
+        "workers": workers,
     }
+    if contenders:
+        config["contenders"] = contenders
+    if processes:
+        config["n_processes_min"], config["n_processes_max"] = processes
+    ops = {"agent_evaluation": {"config": config}}
     return 0 if _materialize(["agent_evaluation"], None, ops, log) else 1
+
+
+def run_import(source: str, partition: str, log=print) -> int:
+    """Adopt a ``tournament_logs`` partition written elsewhere (e.g. ``../shared/datasets/...``):
+    check its record schema, copy it atomically under the data folder, register the partition
+    and parse it (macro and micro samples, with their checks)."""
+    import json as _json
+    import shutil
+
+    import dagster as dg
+
+    from hrlxf_assets.partitions import COLLECTION_RUNS
+    from hrlxf_core.constants import RECORD_SCHEMA_VERSION
+
+    src = Path(source)
+    meta = src / "collection.json"
+    if not meta.exists():
+        log(f"hrlxf import: {meta} not found: not a tournament_logs partition folder")
+        return 2
+    version = _json.loads(meta.read_text()).get("record_schema_version")
+    if version != RECORD_SCHEMA_VERSION:
+        log(f"hrlxf import: {meta}: record_schema_version {version}, this code reads {RECORD_SCHEMA_VERSION}")
+        return 2
+    dest = Path(os.environ["HRLXF_DATA_DIR"]) / "tournament_logs" / partition
+    if dest.exists():
+        log(f"hrlxf import: {dest} exists already; parsing it again")
+    else:
+        tmp = dest.with_name(dest.name + ".importing")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        tmp.rename(dest)
+    instance = dg.DagsterInstance.get()
+    if not instance.has_dynamic_partition(COLLECTION_RUNS, partition):
+        instance.add_dynamic_partitions(COLLECTION_RUNS, [partition])
+    return 0 if _materialize(["macro_samples", "micro_samples"], partition, {}, log) else 1
 
 
 def run_lineage(target: str, log=print) -> int:
@@ -321,12 +366,19 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--steps-max", type=int, default=200)
     ev.add_argument("--seed", type=int, default=1)
     ev.add_argument("--workers", type=int, default=2)
+    ev.add_argument(
+        "--contenders", default=None, help="comma-separated contenders (default: the asset's default list)"
+    )
+    ev.add_argument("--processes", default=None, help="production levels per world, MIN-MAX (e.g. 3-3)")
+    imp = sub.add_parser("import", help="adopt a tournament_logs partition folder and parse it")
+    imp.add_argument("source", help="a partition folder (collection.json and the parquet tables)")
+    imp.add_argument("partition", help="partition key to register it under")
     lin = sub.add_parser("lineage", help="print the chain from a checkpoint back to its collection runs")
     lin.add_argument("target", help="a checkpoint file, or a model asset name (l2_model, l3_model, l4_model)")
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on the project's instance")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=3000)
-    for p in (demo, col, tr, ev, lin, ui):
+    for p in (demo, col, tr, ev, imp, lin, ui):
         p.add_argument("--dagster-home", default=None, help="instance folder (default: ./.dagster_home)")
         p.add_argument("--data-dir", default=None, help="data folder (default: $HRLXF_DATA_DIR or ./data)")
     args = parser.parse_args(argv)
@@ -336,7 +388,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         return run_train(args.max_epochs, args.l3_epochs, args.awr_epochs, args.device, args.batch_size)
     if args.command == "evaluate":
-        return run_evaluate(args.n_worlds, args.steps_min, args.steps_max, args.seed, args.workers)
+        procs = None
+        if args.processes:
+            try:
+                lo, hi = (int(x) for x in args.processes.split("-"))
+            except ValueError:
+                parser.error(f"--processes {args.processes!r}: expected MIN-MAX, e.g. 3-3")
+            procs = (lo, hi)
+        contenders = [c.strip() for c in args.contenders.split(",")] if args.contenders else None
+        return run_evaluate(
+            args.n_worlds, args.steps_min, args.steps_max, args.seed, args.workers, contenders, procs
+        )
+    if args.command == "import":
+        return run_import(args.source, args.partition)
     if args.command == "lineage":
         return run_lineage(args.target)
     if args.command == "collect":

@@ -15,6 +15,7 @@ from hrlxf_assets.partitions import collection_runs
 from hrlxf_assets.resources import DataStore
 from hrlxf_assets.versioning import files_sha256
 from hrlxf_core.datasets.checks import check_macro, check_micro
+from hrlxf_core.datasets.expert_clip import clip_rate_markdown, clip_rate_table
 from hrlxf_core.datasets.macro import build_macro
 from hrlxf_core.datasets.micro import OP_NAMES, build_micro
 from hrlxf_core.datasets.partition import expert_paths, load_partition
@@ -23,9 +24,11 @@ from hrlxf_core.labels import BUCKET_EDGES, GOAL_NAMES
 from hrlxf_core.sim.roster import DEFAULT_EXPERTS
 from hrlxf_core.training.plots import macro_summary_png, micro_summary_png
 
-CODE_VERSION = "datasets-v2"
+CODE_VERSION = "datasets-v3"
 MACRO_FILE = "macro.parquet"
 MICRO_FILE = "micro.parquet"
+#: Target of the expert clip rate, per level × role (DESIGN §6.2).
+CLIP_RATE_TARGET = 0.10
 
 
 class DatasetConfig(dg.Config):
@@ -144,7 +147,14 @@ def macro_samples(
             asset="micro_samples",
             blocking=True,
             description="schema, no NaN/inf, label ranges, own counter-offer never in its input",
-        )
+        ),
+        dg.AssetCheckSpec(
+            "expert_clip_rate",
+            asset="micro_samples",
+            blocking=False,
+            description=f"L1 changes or forbids at most {CLIP_RATE_TARGET:.0%} of the experts' actions "
+            "at every level × role (warning: an imitator behind L1 cannot do what L1 forbids)",
+        ),
     ],
     description="L3 samples, one per decision point of a tracked expert: offer history strictly before the "
     "answer, state after the day's earlier agreements, L1 baseline/limits/time mask, op label, "
@@ -157,11 +167,36 @@ def micro_samples(
         context, config, data_store, "micro_samples", MICRO_FILE, build_micro
     )
     problems = check_micro(df)
+    clip = clip_rate_table(df)
+    over = clip.filter((pl.col("kind") == "all") & (pl.col("clip_rate") > CLIP_RATE_TARGET))
+    clip_check = dg.AssetCheckResult(
+        check_name="expert_clip_rate",
+        asset_key="micro_samples",
+        passed=over.height == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "over_target": dg.MetadataValue.md(
+                "\n".join(
+                    f"- {r['level']} {r['role']}: {100 * r['clip_rate']:.1f} %"
+                    for r in over.iter_rows(named=True)
+                )
+                or "none"
+            ),
+            "max_clip_rate": float(clip.filter(pl.col("kind") == "all")["clip_rate"].max() or 0.0),
+        },
+    )
     ops = {OP_NAMES[int(k)]: int(v) for k, v in df.group_by("op_label").len().sort("op_label").iter_rows()}
     return dg.MaterializeResult(
         metadata={
             **metadata,
             "op_labels": dg.MetadataValue.json(ops),
+            "expert_clip_rate": dg.MetadataValue.md(clip_rate_markdown(clip)),
+            "expert_clip_rate_by_level_role": dg.MetadataValue.json(
+                {
+                    f"{r['level']}/{r['role']}": round(r["clip_rate"], 4)
+                    for r in clip.filter(pl.col("kind") == "all").iter_rows(named=True)
+                }
+            ),
             "label_plot": _summary_png(
                 micro_summary_png,
                 df["op_label"].to_numpy(),
@@ -171,5 +206,5 @@ def micro_samples(
             ),
         },
         data_version=dg.DataVersion(files_sha256([out])[:16]),
-        check_results=[_check_result("micro_valid", problems, "micro_samples")],
+        check_results=[_check_result("micro_valid", problems, "micro_samples"), clip_check],
     )

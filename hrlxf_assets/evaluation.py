@@ -33,6 +33,8 @@ class EvaluationConfig(dg.Config):
     n_steps_min: int = Field(default=15, description="Shortest world (days).")
     n_steps_max: int = Field(default=25, description="Longest world (days).")
     seed: int = Field(default=0, description="Seed of the world draw (use several seeds for a verdict).")
+    n_processes_min: int = Field(default=2, description="Fewest production levels of a world.")
+    n_processes_max: int = Field(default=3, description="Most production levels of a world.")
     world_timeout_s: float = Field(default=900.0, description="Wall-clock limit per world.")
     workers: int = Field(default=2, description="Worlds run in parallel.")
 
@@ -69,6 +71,8 @@ def agent_evaluation(
         n_steps_min=config.n_steps_min,
         n_steps_max=config.n_steps_max,
         seed=config.seed,
+        n_processes_min=config.n_processes_min,
+        n_processes_max=config.n_processes_max,
         world_timeout_s=config.world_timeout_s,
         workers=config.workers,
         checkpoints=checkpoints,

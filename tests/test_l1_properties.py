@@ -2,9 +2,10 @@
 so is any sequence of dynamically reserved actions; the features of any valid observation are
 finite and bounded; the batch API does not depend on the order of its rows.
 
-The physical reference used throughout is a plain day-by-day loop over the factory (produce as
-early as inputs and lines allow; output made on day d can leave from day d + 1), written here
-independently of the closed-form (Lindley) code in ``hrlxf_core.state``.
+The physical reference used throughout is a plain day-by-day loop over the factory as scml 0.8.4's
+std engine runs it (output made on its delivery day from the stock and that day's inputs, within
+the lines, only what is sold; unused inputs join the stock, which is never drawn down), written
+here independently of ``hrlxf_core.state``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from hrlxf_core.l1_safety import (
     BUY_PRICE_FACTOR,
     SELL_PRICE_FACTOR,
+    ReservedLimits,
     Threads,
     baseline,
     clip_action,
@@ -65,8 +67,9 @@ def observations(draw, max_rows: int = 4, no_inputs: bool = False) -> Observatio
         "balance": np.array([draw(st.floats(-2_000.0, 50_000.0)) for _ in range(n)]),
         "initial_balance": np.array([draw(st.floats(1.0, 50_000.0)) for _ in range(n)]),
         "inventory_input": rng.integers(0, hi + 1, n) * (rng.random(n) < 0.7),
-        "inventory_output": rng.integers(0, hi + 1, n) * (rng.random(n) < 0.7),
+        "inventory_output": np.zeros(n),  # std never holds output inventory
         "production_cost": np.array([draw(st.sampled_from([0.0, 1.0, 2.5, 10.0])) for _ in range(n)]),
+        "shortfall_penalty": np.array([draw(st.sampled_from([0.0, 0.3, 0.6, 1.0, 3.0])) for _ in range(n)]),
         "trading_price_input": tp_in,
         "trading_price_output": tp_out,
         # exogenous contracts: inputs of the first level, outputs of the last level
@@ -145,31 +148,58 @@ def obs_threads_proposals(draw, any_role: bool = False, max_rows: int = 4):
 
 
 # ------------------------------------------------------------------------------------------------
-# The reference factory, one day at a time
+# The reference factory, one day at a time (scml 0.8.4 std, written independently of state.py)
 # ------------------------------------------------------------------------------------------------
 def simulate(obs: Observation, row: int) -> dict[str, np.ndarray | float]:
-    """Greedy production with committed inputs only, day by day until the end of the game.
-
-    Returns plan[δ], input stock after day δ, output stock on day δ after that day's deliveries
-    (before that day's production, which can only leave on a later day), and the input left
-    unproduced when the game ends."""
+    """The engine's day: made = min(stock + in, lines, sold); the unused inputs of the day join
+    the stock; the stock is never drawn down. Returns made[δ], stock at the start of δ, the
+    shortfall of δ (sold − made) and the input left unproduced at the end of the horizon."""
     n, day, steps = obs.n_lines[row], obs.day[row], obs.n_steps[row]
     inb = obs.supplies[row].copy()
     inb[0] += obs.exo_input_quantity[row]
     outb = obs.sales[row].copy()
     outb[0] += obs.exo_output_quantity[row]
-    w, stock = float(obs.inventory_input[row]), float(obs.inventory_output[row])
-    plan, w_at, stock_at = np.zeros(K), np.zeros(K), np.zeros(K)
-    for d in range(int(max(K, steps - day))):
+    stock = float(obs.inventory_input[row])
+    made, stock_at, short = np.zeros(K), np.zeros(K), np.zeros(K)
+    for d in range(K):
         cap = n if day + d < steps else 0.0
-        w += inb[d] if d < K else 0.0
-        made = min(w, cap)
-        w -= made
-        if d < K:
-            stock -= outb[d]
-            plan[d], w_at[d], stock_at[d] = made, w, stock
-        stock += made
-    return {"plan": plan, "w": w_at, "stock": stock_at, "leftover": w}
+        stock_at[d] = stock
+        made[d] = min(stock + inb[d], cap, max(outb[d], 0.0))
+        short[d] = outb[d] - made[d]
+        stock += max(inb[d] - made[d], 0.0)
+    return {"made": made, "stock": stock_at, "short": short}
+
+
+def reference_limits(obs: Observation, i: int) -> dict[str, np.ndarray | float]:
+    """The rule of l1_safety's docstring, written out for one row."""
+    inb = obs.supplies[i].copy()
+    inb[0] += obs.exo_input_quantity[i]
+    outb = obs.sales[i].copy()
+    outb[0] += obs.exo_output_quantity[i]
+    left = obs.n_steps[i] - obs.day[i] - np.arange(K)
+    in_game = left > 0
+    committed = obs.inventory_input[i] + inb.sum()
+    cap = np.where(in_game, np.minimum(obs.inventory_input[i] + inb, obs.n_lines[i]), 0.0)
+    e = np.where(in_game, np.maximum(outb - cap, 0.0), 0.0)
+    pen = max(obs.shortfall_penalty[i], 0.0) * obs.trading_price_output[i]
+    money = (
+        obs.balance[i] - obs.payables[i].sum() - obs.exo_input_value[i] - obs.production_cost[i] * committed
+    )
+    b_free = money - pen * e.sum()
+    allow = (0.0 if obs.can_sell[i] <= 0 else (0.5 if obs.can_buy[i] <= 0 else 0.5)) * obs.n_lines[i]
+    room = cap - outb
+    units = np.inf if pen <= 0 else max(b_free, 0.0) / pen
+    q_sell = np.where(in_game, np.maximum(np.minimum(room + allow, np.maximum(room, 0.0) + units), 0.0), 0.0)
+    return {
+        "q_safe_buy": np.where(in_game, np.maximum(obs.n_lines[i] * left - committed, 0), 0),
+        "sellable": np.where(in_game, np.maximum(room, 0.0), 0.0),
+        "q_safe_sell": q_sell,
+        "b_free": b_free,
+        "exposure": e,
+        "allowance": allow,
+        "pen": pen,
+        "committed": committed,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -178,73 +208,69 @@ def simulate(obs: Observation, row: int) -> dict[str, np.ndarray | float]:
 @SETTINGS
 @given(observations())
 def test_limits_match_their_definitions(obs: Observation) -> None:
+    from hrlxf_core.l1_safety import SELL_ALLOWANCE_LINES
+
+    assert SELL_ALLOWANCE_LINES == {"first": 0.5, "middle": 0.5}  # the reference above states it
     lim = l1_limits(obs)
-    plan, w = production_plan(obs)
+    made, stock = production_plan(obs)
     for i in range(obs.size):
-        ref = simulate(obs, i)
-        np.testing.assert_allclose(plan[i], ref["plan"], atol=TOL)
-        np.testing.assert_allclose(w[i], ref["w"], atol=TOL)
-        left = obs.n_steps[i] - obs.day[i] - np.arange(K)
-        in_game = left > 0
-        committed = obs.inventory_input[i] + obs.supplies[i].sum() + obs.exo_input_quantity[i]
-        np.testing.assert_allclose(
-            lim.q_safe_buy[i],
-            np.where(in_game, np.maximum(obs.n_lines[i] * left - committed, 0), 0),
-            atol=TOL,
-        )
-        future_min = np.minimum.accumulate(ref["stock"][::-1])[::-1]
-        np.testing.assert_allclose(
-            lim.q_safe_sell[i], np.where(in_game, np.maximum(future_min, 0), 0), atol=TOL
-        )
-        b = (
-            obs.balance[i]
-            - obs.payables[i].sum()
-            - obs.exo_input_value[i]
-            - obs.production_cost[i] * committed
-        )
-        np.testing.assert_allclose(lim.b_free[i], b, rtol=1e-9, atol=TOL)
-    for a in (lim.q_safe_buy, lim.q_safe_sell):
+        sim = simulate(obs, i)
+        np.testing.assert_allclose(made[i], sim["made"], atol=TOL)
+        np.testing.assert_allclose(stock[i], sim["stock"], atol=TOL)
+        ref = reference_limits(obs, i)
+        for f in ("q_safe_buy", "sellable", "q_safe_sell"):
+            np.testing.assert_allclose(getattr(lim, f)[i], ref[f], atol=1e-6, err_msg=f)
+        np.testing.assert_allclose(lim.b_free[i], ref["b_free"], rtol=1e-9, atol=1e-6)
+    for a in (lim.q_safe_buy, lim.q_safe_sell, lim.sellable):
         assert np.isfinite(a).all() and (a >= 0).all()
     assert np.isfinite(lim.b_free).all()
-    # a purchase safe at δ is safe earlier (more days to produce it); a sale safe at δ is safe
-    # later, as long as the game lasts (more time to produce, the same promises in the way)
+    assert (lim.q_safe_sell >= lim.sellable - TOL).all() or (lim.b_free < 0).any()
+    # a purchase safe at δ is safe earlier (more days to produce it)
     assert (np.diff(lim.q_safe_buy, axis=1) <= TOL).all()
-    in_game = (obs.day[:, None] + np.arange(K)[None, :]) < obs.n_steps[:, None]
-    assert (np.diff(lim.q_safe_sell, axis=1)[in_game[:, 1:]] >= -TOL).all()
 
 
 @SETTINGS
 @given(observations())
-def test_sell_safe_never_exceeds_inputs_that_are_there(obs: Observation) -> None:
-    """Output promised by δ'' ≤ output stock + what can be made before δ'' (inputs there by then,
-    lines of the days before) − output already promised by δ'', for every δ'' ≥ δ."""
+def test_exposure_bounds_the_engines_shortfall(obs: Observation) -> None:
+    """e(δ) is an upper bound of what the engine leaves short on day δ with the committed inputs
+    (the stock never falls, so min(S0 + in, lines) is always there)."""
+    for i in range(obs.size):
+        ref, sim = reference_limits(obs, i), simulate(obs, i)
+        in_game = obs.day[i] + np.arange(K) < obs.n_steps[i]  # (no contract is due after the end)
+        assert (sim["short"][in_game] <= ref["exposure"][in_game] + TOL).all()
+
+
+@SETTINGS
+@given(observations())
+def test_selling_the_whole_sellable_stock_adds_no_shortfall(obs: Observation) -> None:
+    """Sellable stock is certain: selling sellable(δ) on every day at once, the engine makes every
+    such sale, and no day ends shorter than the exposure L1 already counted for it (a same-day
+    sale may use inputs that would have joined the stock, but no backed sale relied on those)."""
     lim = l1_limits(obs)
     for i in range(obs.size):
-        inb = obs.supplies[i].copy()
-        inb[0] += obs.exo_input_quantity[i]
-        outb = obs.sales[i].copy()
-        outb[0] += obs.exo_output_quantity[i]
+        exposed = reference_limits(obs, i)["exposure"]
+        more = obs.take(np.array([i]))
+        add = np.floor(lim.sellable[i] + 1e-9)
+        more.sales[0] += add
+        after = simulate(more, 0)["short"]
         in_game = obs.day[i] + np.arange(K) < obs.n_steps[i]
-        # inputs present strictly before δ'' and lines of the in-game days strictly before δ''
-        inputs_before = obs.inventory_input[i] + np.concatenate([[0.0], np.cumsum(inb)[:-1]])
-        lines_before = obs.n_lines[i] * np.concatenate([[0.0], np.cumsum(in_game)[:-1]])
-        bound = obs.inventory_output[i] + np.minimum(inputs_before, lines_before) - np.cumsum(outb)
-        for d in range(K):
-            assert lim.q_safe_sell[i, d] <= max(bound[d:].min(), 0.0) + TOL
+        assert (after[in_game] <= exposed[in_game] + TOL).all()
+        assert (after[in_game & (add > 0)] <= TOL).all()  # the sales themselves are all made
 
 
 @SETTINGS
 @given(observations(no_inputs=True))
-def test_sell_safe_without_inputs_is_stock_minus_promises(obs: Observation) -> None:
-    """With no input inventory and no inbound commitments nothing can be produced: the sell-side
-    safe quantity at any δ is at most the output inventory minus every committed outbound unit."""
+def test_without_inputs_only_the_allowance_can_be_sold(obs: Observation) -> None:
+    """With no input stock and no inbound commitments nothing can be made: the sellable stock is
+    0 and a day may be sold at most its allowance, and at most what B_free can pay the penalty of."""
     lim = l1_limits(obs)
-    outb = obs.sales.copy()
-    outb[:, 0] += obs.exo_output_quantity
     assert (production_plan(obs)[0] == 0).all()
-    cap = np.maximum(obs.inventory_output - outb.sum(1), 0.0)
-    assert (lim.q_safe_sell <= cap[:, None] + TOL).all()
-    assert (lim.q_safe_sell <= np.maximum(obs.inventory_output[:, None] - np.cumsum(outb, 1), 0) + TOL).all()
+    assert (lim.sellable == 0).all()
+    for i in range(obs.size):
+        ref = reference_limits(obs, i)
+        assert (lim.q_safe_sell[i] <= ref["allowance"] + TOL).all()
+        if ref["pen"] > 0:
+            assert (lim.q_safe_sell[i] <= max(lim.b_free[i], 0.0) / ref["pen"] + TOL).all()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -350,14 +376,14 @@ def test_baseline_follows_the_binding_formula(args) -> None:
             assert base.q[i] <= lim.q_safe_buy[i, d] / 2 + TOL
         else:
             assert np.isclose(base.p[i], SELL_PRICE_FACTOR * market[i])
-            assert np.isclose(base.q[i], obs.inventory_output[i] / 2)
+            assert np.isclose(base.q[i], lim.sellable[i, d] / 2)  # inventory = sellable stock
     # the baseline is the seed, clip() makes it binding-safe
     a = clip_action(obs, lim, threads, base.q, base.delta, base.p, mask)
     _check_clipped(obs, lim, threads, mask, a)
 
 
 # ------------------------------------------------------------------------------------------------
-# Dynamic reservation: any sequence of clipped + reserved actions never over-commits
+# Dynamic reservation: L1's invariant holds after any sequence of clipped + reserved actions
 # ------------------------------------------------------------------------------------------------
 @st.composite
 def planning_rounds(draw):
@@ -371,24 +397,36 @@ def planning_rounds(draw):
     return obs, threads, q, d, p, list(order)
 
 
-def _stock_with_sales(obs: Observation, sold: np.ndarray) -> np.ndarray:
-    """Output stock per δ with only the committed inputs of ``obs`` and ``sold`` more outbound."""
-    o = obs.copy()
-    o.sales[0] += sold
-    return simulate(o, 0)["stock"]
+def check_invariant(obs0: Observation, work: Observation, bought: float, sold: np.ndarray) -> None:
+    """L1's invariant (l1_safety docstring) for row 0 after reservations: (R2) if B_free was ≥ 0,
+    it still is, computed from scratch: every committed and reserved purchase and its production
+    **and** the worst-case penalty of every unbacked unit can be paid at once; (R1) every day a
+    sale was added to is exposed by at most the allowance; the buy side never commits input the
+    lines cannot use; and the real engine, with the committed inputs only, is short on each day
+    by at most that day's exposure."""
+    ref0, ref = reference_limits(obs0, 0), reference_limits(work, 0)
+    if ref0["b_free"] >= 0:
+        assert ref["b_free"] >= -1e-6, "B_free below zero: the worst-case penalty could not be paid"
+    days = np.flatnonzero(sold > 0)
+    assert (ref["exposure"][days] <= ref["allowance"] + TOL).all(), "a day exposed beyond the allowance"
+    with_sales = obs0.copy()
+    with_sales.sales[0] += sold
+    in_game = obs0.day[0] + np.arange(K) < obs0.n_steps[0]
+    short = simulate(with_sales, 0)["short"][in_game]
+    e = reference_limits(with_sales, 0)["exposure"][in_game]
+    assert (short <= e + TOL).all()
+    if bought > 0:
+        days_left = obs0.n_steps[0] - obs0.day[0]
+        assert ref0["committed"] + bought <= obs0.n_lines[0] * days_left + TOL
 
 
 @SETTINGS
 @given(planning_rounds())
-def test_any_sequence_of_reservations_never_over_commits(args) -> None:
+def test_any_sequence_of_reservations_keeps_the_invariant(args) -> None:
     obs0, threads, q, d, p, order = args
     work = obs0.copy()
-    lim0 = l1_limits(obs0)
-    ref0 = simulate(obs0, 0)
-    cost = obs0.production_cost[0]
-    n, days_left = obs0.n_lines[0], obs0.n_steps[0] - obs0.day[0] - np.arange(K)
-    committed0 = obs0.inventory_input[0] + obs0.supplies[0].sum() + obs0.exo_input_quantity[0]
-    bought = spent = 0.0
+    inc = ReservedLimits(obs0)
+    bought = 0.0
     sold = np.zeros(K)
     for k in order:
         th = threads.take(np.array([k]))
@@ -397,56 +435,114 @@ def test_any_sequence_of_reservations_never_over_commits(args) -> None:
         _check_clipped(work, lim, th, time_mask(work, lim, th), a)
         qq, dd, pp = int(a.q[0]), int(a.delta[0]), int(a.p[0])
         reserve(work, 0, bool(th.is_buyer[0]), qq, dd, pp)
+        inc.reserve(bool(th.is_buyer[0]), qq, dd, pp)
         after = l1_limits(work)
         if qq <= 0:  # nothing was reserved, nothing changed
             for f in ("q_safe_buy", "q_safe_sell", "b_free"):
                 np.testing.assert_array_equal(getattr(after, f), getattr(lim, f))
             continue
         if th.is_buyer[0]:
-            # a reserved purchase takes its quantity off Q_safe wherever it was binding, its cost
-            # off B_free, and leaves the sell side exactly as it was (it is not committed yet)
+            # a purchase takes its quantity off Q_safe, its cost off B_free, and leaves the
+            # sellable stock as it was (it is not committed yet)
             np.testing.assert_allclose(after.q_safe_buy, np.maximum(lim.q_safe_buy - qq, 0.0), atol=TOL)
-            np.testing.assert_allclose(after.b_free, lim.b_free - qq * (pp + cost), rtol=1e-9, atol=TOL)
-            np.testing.assert_allclose(after.q_safe_sell, lim.q_safe_sell, atol=TOL)
-        else:
-            # a reserved sale takes its quantity off the sell side from its δ on (earlier δ keep
-            # at most what is left after it) and leaves the buy side and the budget alone
-            np.testing.assert_allclose(after.q_safe_buy, lim.q_safe_buy, atol=TOL)
-            np.testing.assert_allclose(after.b_free, lim.b_free, atol=TOL)
-            in_game = obs0.day[0] + np.arange(dd, K) < obs0.n_steps[0]
             np.testing.assert_allclose(
-                after.q_safe_sell[0, dd:], np.where(in_game, lim.q_safe_sell[0, dd:] - qq, 0.0), atol=TOL
+                after.b_free, lim.b_free - qq * (pp + obs0.production_cost[0]), rtol=1e-9, atol=1e-6
             )
-            assert (after.q_safe_sell[0, :dd] <= after.q_safe_sell[0, dd] + TOL).all()
-        if th.is_buyer[0]:
+            np.testing.assert_allclose(after.sellable, lim.sellable, atol=TOL)
             bought += qq
-            spent += qq * (pp + cost)
-            # every purchase, with all that was committed or reserved before it, fits in what the
-            # lines can make from its delivery day to the end of the game
-            assert committed0 + bought <= n * days_left[dd] + TOL
-            assert bought <= lim0.q_safe_buy[0, dd] + TOL
         else:
+            # a sale uses that day only (days are independent) and never the buy side
+            np.testing.assert_allclose(after.q_safe_buy, lim.q_safe_buy, atol=TOL)
+            other = np.arange(K) != dd
+            np.testing.assert_allclose(after.sellable[0, other], lim.sellable[0, other], atol=TOL)
+            assert after.b_free[0] <= lim.b_free[0] + TOL
             sold[dd] += qq
+        check_invariant(obs0, work, bought, sold)
+        got = inc.limits()
+        for f in ("q_safe_buy", "q_safe_sell", "b_free", "sellable"):
+            np.testing.assert_allclose(getattr(got, f), getattr(after, f), atol=1e-6, err_msg=f)
     lim1 = l1_limits(work)
     for a in (lim1.q_safe_buy, lim1.q_safe_sell):
         assert np.isfinite(a).all() and (a >= 0).all()
-    # budget: each purchase was paid for (price and production cost) out of the free budget
-    np.testing.assert_allclose(lim1.b_free[0], lim0.b_free[0] - spent, rtol=1e-9, atol=1e-6)
-    assert lim1.b_free[0] >= min(lim0.b_free[0], 0.0) - TOL
-    if lim0.b_free[0] >= 0:
-        assert lim1.b_free[0] >= -TOL
-    # buys: no reserved input is ever wasted (what cannot be produced by the end of the game)
-    assert simulate(work, 0)["leftover"] <= ref0["leftover"] + TOL
-    assert bought <= lim0.q_safe_buy[0].max() + TOL
-    # sells are backed by the committed inputs only (a reserved purchase may still be refused):
-    # the output stock never goes below zero where it was not already below zero before
-    stock1 = _stock_with_sales(obs0, sold)
-    assert (stock1 >= np.minimum(ref0["stock"], 0.0) - TOL).all()
-    if sold.any():
-        first = int(np.flatnonzero(sold)[0])
-        # from the first sale on, every unit promised by δ'' is in stock or made before δ''
-        assert (stock1[first:] >= -TOL).all()
-        assert sold.sum() <= max(ref0["stock"][-1], 0.0) + TOL
+
+
+def test_invariant_on_ten_thousand_random_states_with_reservations() -> None:
+    """The same invariant on 10⁴ random states (numpy-drawn, so that the count is not left to
+    hypothesis), each with a round of 4 clipped + reserved actions of random roles and offers."""
+    rng = np.random.default_rng(20261201)
+    n_states, checked = 10_000, 0
+    for _ in range(n_states):
+        obs0 = _numpy_state(rng)
+        work = obs0.copy()
+        bought, sold = 0.0, np.zeros(K)
+        for _ in range(4):
+            roles = [r for r, ok in ((True, obs0.can_buy[0] > 0), (False, obs0.can_sell[0] > 0)) if ok]
+            buyer = bool(roles[int(rng.integers(len(roles)))])
+            th = Threads(
+                is_buyer=np.array([buyer]),
+                q_min=np.array([float(rng.integers(0, 3))]),
+                q_max=np.array([float(rng.integers(3, 40))]),
+                t_min=obs0.day.astype(float),
+                t_max=obs0.day + float(rng.integers(0, 11)),
+                p_min=np.array([float(rng.integers(1, 30))]),
+                p_max=np.array([float(rng.integers(30, 60))]),
+            )
+            q = rng.choice([rng.uniform(-5, 60), np.nan, np.inf, 1e6])
+            d = rng.uniform(-2, 14)
+            p = rng.uniform(0, 70)
+            lim = l1_limits(work)
+            a = clip_action(work, lim, th, np.array([q]), np.array([d]), np.array([p]))
+            reserve(work, 0, buyer, int(a.q[0]), int(a.delta[0]), int(a.p[0]))
+            if a.q[0] > 0:
+                if buyer:
+                    bought += int(a.q[0])
+                else:
+                    sold[int(a.delta[0])] += int(a.q[0])
+        check_invariant(obs0, work, bought, sold)
+        checked += 1
+    assert checked == n_states
+
+
+def _numpy_state(rng: np.random.Generator) -> Observation:
+    """One random but valid std observation (the same ranges as the hypothesis strategy)."""
+    n_steps = int(rng.integers(2, 121))
+    day = (
+        int(rng.integers(max(n_steps - K, 0), n_steps))
+        if rng.random() < 0.5
+        else int(rng.integers(0, n_steps))
+    )
+    n_lines = int(rng.integers(1, 21))
+    level = rng.choice(["first", "middle", "last"])
+    first, last = level == "first", level == "last"
+    hi = int(rng.choice([1, 5, 30, 200]))
+    density = float(rng.choice([0.0, 0.05, 0.2, 0.6]))
+    tp_in = round(float(rng.uniform(1, 60)), 3)
+    tp_out = round(tp_in + float(rng.uniform(0.5, 40)), 3)
+    exo_in = float(rng.integers(0, 3 * n_lines + 1)) if first else 0.0
+    exo_out = float(rng.integers(0, 3 * n_lines + 1)) if last else 0.0
+    scalars = {
+        "day": [day], "n_steps": [n_steps], "n_lines": [n_lines],
+        "balance": [float(rng.uniform(-2000, 50000))], "initial_balance": [float(rng.uniform(1, 50000))],
+        "inventory_input": [float(rng.integers(0, hi + 1)) * (rng.random() < 0.7)], "inventory_output": [0.0],
+        "production_cost": [float(rng.choice([0.0, 1.0, 2.5, 10.0]))],
+        "shortfall_penalty": [float(rng.choice([0.0, 0.3, 0.6, 1.0, 3.0]))],
+        "trading_price_input": [tp_in], "trading_price_output": [tp_out],
+        "exo_input_quantity": [exo_in], "exo_output_quantity": [exo_out],
+        "exo_input_price_total": [exo_in * tp_in], "exo_output_price_total": [exo_out * tp_out],
+    }  # fmt: skip
+    sup = _sparse(rng, 1, density, hi) * (not first)
+    sal = _sparse(rng, 1, density, hi) * (not last)
+    vectors = {
+        "supplies_by_offset": sup, "sales_by_offset": sal,
+        "payables_by_offset": sup * tp_in * rng.uniform(0.5, 1.5, (1, K)),
+        "receivables_by_offset": sal * tp_out * rng.uniform(0.5, 1.5, (1, K)),
+    }  # fmt: skip
+    return observation_from_arrays(
+        {k: np.array(v, dtype=np.float64) for k, v in scalars.items()},
+        vectors,
+        np.array([first]),
+        np.array([last]),
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -510,8 +606,6 @@ def test_batch_api_is_order_free_and_row_independent(args) -> None:
 @given(data=st.data())
 def test_incremental_reserved_limits_equal_recomputed_limits(data) -> None:
     """ReservedLimits (the agent's O(K) update) equals l1_limits after reserve() at every step."""
-    from hrlxf_core.l1_safety import ReservedLimits
-
     obs = data.draw(observations(max_rows=1))
     work = obs.copy()
     inc = ReservedLimits(obs)
@@ -526,3 +620,4 @@ def test_incremental_reserved_limits_equal_recomputed_limits(data) -> None:
         np.testing.assert_allclose(got.q_safe_buy, ref.q_safe_buy, atol=1e-7)
         np.testing.assert_allclose(got.q_safe_sell, ref.q_safe_sell, atol=1e-7)
         np.testing.assert_allclose(got.b_free, ref.b_free, atol=1e-6)
+        np.testing.assert_allclose(got.sellable, ref.sellable, atol=1e-7)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hrlxf_core.l1_safety import Threads, baseline, clip_action, l1_limits, reserve, time_mask
+from hrlxf_core.l1_safety import ReservedLimits, Threads, baseline, clip_action, l1_limits, reserve, time_mask
 from hrlxf_core.labels import (
     BUCKET_CENTRES,
     BUCKET_EDGES,
@@ -27,17 +27,16 @@ def _vec(entries: dict[int, float]) -> list[float]:
 
 
 def hand_day() -> Observation:
-    """Three agents on a small constructed day.
+    """Three middle-level agents on a small constructed day (allowance 0.5 line per day).
 
-    Row 0, middle level, day 10 of 20 (δ = 0..9 in the game), 3 lines, production cost 2:
-      input stock 2, output stock 4, balance 1000, trading prices 10 (input) and 25 (output);
-      supplies 4 at δ=1 (payables 40) and 5 at δ=3 (payables 55);
-      sales 3 at δ=0 (receivables 75) and 6 at δ=2 (receivables 150).
+    Row 0, day 10 of 20 (δ = 0..9 in the game), 3 lines, production cost 2, shortfall penalty
+      0.5 × output trading price 25 = 12.5 per unit short: input stock 2, balance 1000, trading
+      prices 10 (input) and 25 (output); supplies 4 at δ=1 (payables 40) and 5 at δ=3 (payables
+      55); sales 1 at δ=0 (receivables 25) and 3 at δ=2 (receivables 75).
     Row 1: row 0 with balance 150 (the budget binds).
-    Row 2, middle level, day 18 of 20 (δ = 0, 1 in the game), 2 lines, production cost 1:
-      input stock 1, output stock 0, balance 500, trading prices 10 and 20;
-      supplies 3 at δ=0, 2 at δ=1 and 4 at δ=2 (after the end of the game; payables 30, 20, 40);
-      sales 1 at δ=1 (receivables 20).
+    Row 2, day 18 of 20 (δ = 0, 1 in the game), 2 lines, production cost 1, shortfall penalty
+      1.0 × 20: input stock 1, balance 500, trading prices 10 and 20; supplies 3 at δ=0, 2 at δ=1
+      and 4 at δ=2 (after the end of the game; payables 30, 20, 40); sales 1 at δ=1 (receivables 20).
     """
     scalars = {
         "day": [10, 10, 18],
@@ -46,8 +45,9 @@ def hand_day() -> Observation:
         "balance": [1000.0, 150.0, 500.0],
         "initial_balance": [2000.0, 2000.0, 1000.0],
         "inventory_input": [2.0, 2.0, 1.0],
-        "inventory_output": [4.0, 4.0, 0.0],
+        "inventory_output": [0.0, 0.0, 0.0],
         "production_cost": [2.0, 2.0, 1.0],
+        "shortfall_penalty": [0.5, 0.5, 1.0],
         "trading_price_input": [10.0, 10.0, 10.0],
         "trading_price_output": [25.0, 25.0, 20.0],
         "exo_input_quantity": [0.0, 0.0, 0.0],
@@ -57,9 +57,9 @@ def hand_day() -> Observation:
     }
     row01 = {
         "supplies_by_offset": _vec({1: 4, 3: 5}),
-        "sales_by_offset": _vec({0: 3, 2: 6}),
+        "sales_by_offset": _vec({0: 1, 2: 3}),
         "payables_by_offset": _vec({1: 40, 3: 55}),
-        "receivables_by_offset": _vec({0: 75, 2: 150}),
+        "receivables_by_offset": _vec({0: 25, 2: 75}),
     }
     row2 = {
         "supplies_by_offset": _vec({0: 3, 1: 2, 2: 4}),
@@ -73,26 +73,26 @@ def hand_day() -> Observation:
 
 
 # ------------------------------------------------------------------------------------------------
-# Production plan (Lindley recursion)
+# Production (scml 0.8.4 std: made on the delivery day, the input stock is never consumed)
 # ------------------------------------------------------------------------------------------------
 def test_production_plan_by_hand() -> None:
-    plan, w = production_plan(hand_day())
-    # Row 0, 3 lines, inputs: stock 2, +4 at δ=1, +5 at δ=3 (w = input stock after the day)
-    #   δ0: 2 there -> make 2, w 0;  δ1: +4 -> make 3, w 1;  δ2: make 1, w 0;
-    #   δ3: +5 -> make 3, w 2;        δ4: make 2, w 0;       later: nothing.
-    np.testing.assert_allclose(plan[0, :6], [2, 3, 1, 3, 2, 0])
-    np.testing.assert_allclose(w[0, :6], [0, 1, 0, 2, 0, 0])
-    assert plan[0, 6:].sum() == 0 and w[0, 6:].sum() == 0
-    np.testing.assert_array_equal(plan[1], plan[0])  # balance plays no part
-    # Row 2, 2 lines, 2 days left: stock 1, +3 at δ0, +2 at δ1, +4 at δ2 (after the game)
-    #   δ0: 4 there -> make 2, w 2;  δ1: +2 -> make 2, w 2;  δ2: no line runs, w 2 + 4 = 6 forever.
-    np.testing.assert_allclose(plan[2, :3], [2, 2, 0])
-    np.testing.assert_allclose(w[2, :4], [2, 2, 6, 6])
-    assert plan[2, 2:].sum() == 0 and (w[2, 2:] == 6).all()
+    made, stock = production_plan(hand_day())
+    # Row 0, 3 lines: made(δ) = min(stock + in, 3, out); stock += max(0, in − made).
+    #   δ0: stock 2, out 1 -> make 1 (from stock), stock stays 2;  δ1: +4, nothing sold -> stock 6;
+    #   δ2: out 3 -> make 3, stock 6;  δ3: +5 -> stock 11;  later: nothing sold, stock 11.
+    np.testing.assert_allclose(made[0, :5], [1, 0, 3, 0, 0])
+    np.testing.assert_allclose(stock[0, :6], [2, 2, 6, 6, 11, 11])
+    assert made[0, 5:].sum() == 0 and (stock[0, 4:] == 11).all()
+    np.testing.assert_array_equal(made[1], made[0])  # balance plays no part
+    # Row 2, 2 lines, 2 days left: stock 1; δ0 +3, nothing sold -> stock 4; δ1 +2, sells 1 ->
+    #   make 1, 1 of the 2 inputs left -> stock 5; δ2 (after the game) +4 -> 9 forever.
+    np.testing.assert_allclose(made[2, :3], [0, 1, 0])
+    np.testing.assert_allclose(stock[2, :4], [1, 4, 5, 9])
+    assert (stock[2, 3:] == 9).all()
 
 
 # ------------------------------------------------------------------------------------------------
-# Q_safe, sell-side safe quantity, B_free
+# Q_safe, sellable stock, sell-side safe quantity, B_free
 # ------------------------------------------------------------------------------------------------
 def test_limits_by_hand() -> None:
     lim = l1_limits(hand_day())
@@ -102,24 +102,88 @@ def test_limits_by_hand() -> None:
     q_buy[:7] = [19, 16, 13, 10, 7, 4, 1]
     np.testing.assert_allclose(lim.q_safe_buy[0], q_buy)
     np.testing.assert_allclose(lim.q_safe_buy[1], q_buy)
-    # Sell side. Output stock on day δ after its deliveries, before its production (which can
-    # leave from δ + 1 on): 4 + produced before δ (0, 2, 5, 6, 9, 11, 11, ...) − promised by δ
-    # (3, 3, 9, 9, ...) = 1, 3, 0, 1, 4, 6, 6, ...  Safe at δ = the smallest stock from δ on:
-    #   δ0..2: 0 (the 6 units due at δ2 need everything), δ3: 1, δ4: 4, δ5..9: 6, δ ≥ 10: 0.
-    # (At δ0 there is 1 unit in stock, but selling it would leave δ2 short.)
+    # Sell side. cap(δ) = min(stock 2 + in(δ), 3 lines): 2, 3, 2, 3, 2, ... (δ ≤ 9);
+    #   room = cap − out = 1, 3, −1, 3, 2, ...;  sellable = room floored at 0: 1, 3, 0, 3, 2, ...
+    #   exposure e = 1 at δ2 (3 sold, 2 certain) -> E = 1, penalty 12.5 -> B_free −12.5.
+    sellable = np.zeros(K)
+    sellable[:10] = [1, 3, 0, 3, 2, 2, 2, 2, 2, 2]
+    np.testing.assert_allclose(lim.sellable[0], sellable)
+    # B_free = balance − payables (40 + 55) − production cost 2 · committed 11 − 12.5 · E 1
+    #   row 0: 1000 − 95 − 22 − 12.5 = 870.5;  row 1: 150 − 95 − 22 − 12.5 = 20.5.
+    # Row 2. Committed input = 1 + 3 + 2 + 4 = 10 > 2 lines · 2 days: Q_safe = 0 everywhere.
+    #   cap = min(1 + 3, 2), min(1 + 2, 2) = 2, 2; room 2, 1; no exposure: B_free = 500 − 90 − 10.
+    np.testing.assert_allclose(lim.b_free, [870.5, 20.5, 400.0])
+    # q_sell = min(room + allowance 1.5, sellable + B_free / 12.5) on in-game days:
+    #   row 0: 2.5, 4.5, 0.5, 4.5, 3.5 × 6 (money never binds: 870.5 / 12.5 = 69.6 units);
+    #   row 1: the same (20.5 / 12.5 = 1.64 units ≥ the allowance left);
+    #   row 2 (allowance 1): 3, 2.
     q_sell = np.zeros(K)
-    q_sell[:10] = [0, 0, 0, 1, 4, 6, 6, 6, 6, 6]
+    q_sell[:10] = [2.5, 4.5, 0.5, 4.5, 3.5, 3.5, 3.5, 3.5, 3.5, 3.5]
     np.testing.assert_allclose(lim.q_safe_sell[0], q_sell)
     np.testing.assert_allclose(lim.q_safe_sell[1], q_sell)
-    # B_free = balance − payables (40 + 55) − reserve (production cost 2 · committed input 11)
-    #   row 0: 1000 − 95 − 22 = 883;  row 1: 150 − 95 − 22 = 33.
-    # Row 2. Committed input = 1 + 3 + 2 + 4 = 10 > 2 lines · 2 days: Q_safe = 0 everywhere.
-    #   Stock on day δ: 0 + (0, 2, 4, 4, ...) − (0, 1, 1, ...) = 0, 1, 3, ...: safe δ0: 0, δ1: 1.
-    #   B_free = 500 − (30 + 20 + 40) − 1 · 10 = 400.
-    np.testing.assert_allclose(lim.b_free, [883.0, 33.0, 400.0])
     assert (lim.q_safe_buy[2] == 0).all()
-    np.testing.assert_allclose(lim.q_safe_sell[2, :3], [0, 1, 0])
-    assert (lim.q_safe_sell[2, 3:] == 0).all()
+    np.testing.assert_allclose(lim.q_safe_sell[2, :2], [3, 2])
+    np.testing.assert_allclose(lim.sellable[2, :2], [2, 1])
+    assert (lim.q_safe_sell[2, 2:] == 0).all()
+
+
+def test_money_bounds_the_exposure_by_hand() -> None:
+    """Row 1 with balance 125: B_free = 125 − 95 − 22 − 12.5 = −4.5 < 0 (the exposure it holds
+    already needs all of it): no new unbacked unit, only sellable stock may be sold."""
+    obs = hand_day().take(np.array([1]))
+    obs.balance[:] = 125.0
+    lim = l1_limits(obs)
+    np.testing.assert_allclose(lim.b_free, [-4.5])
+    np.testing.assert_allclose(lim.q_safe_sell[0, :10], [1, 3, 0, 3, 2, 2, 2, 2, 2, 2])
+
+
+def _one_seller(stock: float, balance: float, exo_in: float = 0.0) -> tuple[Observation, Threads]:
+    """A first-level factory on day 5 of 30, 10 lines, output price 20, penalty 1 × 20 per unit,
+    nothing committed, one thread selling for today (δ 0) at 18-22, 1-10 units."""
+    scalars = {
+        "day": [5], "n_steps": [30], "n_lines": [10], "balance": [balance], "initial_balance": [1000.0],
+        "inventory_input": [stock], "inventory_output": [0.0], "production_cost": [1.0],
+        "shortfall_penalty": [1.0], "trading_price_input": [10.0], "trading_price_output": [20.0],
+        "exo_input_quantity": [exo_in], "exo_output_quantity": [0.0],
+        "exo_input_price_total": [10.0 * exo_in], "exo_output_price_total": [0.0],
+    }  # fmt: skip
+    vectors = {k: np.zeros((1, K)) for k in ("supplies_by_offset", "sales_by_offset", "payables_by_offset",
+                                             "receivables_by_offset")}  # fmt: skip
+    obs = observation_from_arrays(
+        {k: np.array(v) for k, v in scalars.items()}, vectors, np.array([True]), np.array([False])
+    )
+    th = Threads(
+        is_buyer=np.array([False]), q_min=np.array([1.0]), q_max=np.array([10.0]), t_min=np.array([5.0]),
+        t_max=np.array([5.0]), p_min=np.array([18.0]), p_max=np.array([22.0]),
+    )  # fmt: skip
+    return obs, th
+
+
+def test_same_day_sale_allowed_when_the_stock_allows_it_and_refused_when_not() -> None:
+    # stock 6 (or 6 exogenous inputs arriving today): a sale of 6 for today is made today from it
+    for stock, exo in ((6.0, 0.0), (0.0, 6.0)):
+        obs, th = _one_seller(stock, 1000.0, exo)
+        lim = l1_limits(obs)
+        assert lim.sellable[0, 0] == 6
+        a = clip_action(obs, lim, th, np.array([6.0]), np.array([0.0]), np.array([20.0]))
+        assert a.feasible[0] and a.q[0] == 6 and a.delta[0] == 0
+        base = baseline(obs, lim, th)
+        assert base.delta[0] == 0 and base.q[0] == 3.0  # inventory / 2 = sellable stock 6 / 2
+    # nothing to make it from: the allowance (0.5 line = 5 units) is all that may be sold ...
+    obs, th = _one_seller(0.0, 1000.0)
+    lim = l1_limits(obs)
+    a = clip_action(obs, lim, th, np.array([8.0]), np.array([0.0]), np.array([20.0]))
+    assert a.feasible[0] and a.q[0] == 5
+    assert baseline(obs, lim, th).q[0] == 0.0  # the baseline never sells what is not there
+    # ... and only if the worst-case penalty of it can be paid: B_free 30 - cost 0 pays 1.5 units
+    obs, th = _one_seller(0.0, 30.0)
+    lim = l1_limits(obs)
+    a = clip_action(obs, lim, th, np.array([8.0]), np.array([0.0]), np.array([20.0]))
+    assert a.feasible[0] and a.q[0] == 1
+    obs, th = _one_seller(0.0, 10.0)  # 10 / 20 = half a unit: refused
+    lim = l1_limits(obs)
+    a = clip_action(obs, lim, th, np.array([8.0]), np.array([0.0]), np.array([20.0]))
+    assert not a.feasible[0] and a.q[0] == 0
 
 
 def hand_threads() -> tuple[Observation, Threads]:
@@ -143,23 +207,23 @@ def test_time_mask_and_baseline_by_hand() -> None:
     lim = l1_limits(obs)
     mask = time_mask(obs, lim, threads)
     # buyer of row 0/1: δ 1..5 in range, Q_safe 16, 13, 10, 7, 4 ≥ 1 -> all five
-    # seller of row 0: δ 0..10 in range, sell-safe ≥ 1 at δ 3..9 -> seven
-    # seller of row 2: δ 0..1 in range, sell-safe (0, 1) -> δ 1 only
+    # seller of row 0: δ 0..10 in range, sell-safe ≥ 1 at δ 0..9 but δ2 (0.5) -> nine
+    # seller of row 2: δ 0..1 in range, sell-safe (3, 2) -> both
     expect = np.zeros((4, K), dtype=bool)
     expect[0, 1:6] = expect[2, 1:6] = True
-    expect[1, 3:10] = True
-    expect[3, 1] = True
+    expect[1, [0, 1, 3, 4, 5, 6, 7, 8, 9]] = True
+    expect[3, 0:2] = True
     np.testing.assert_array_equal(mask, expect)
     base = baseline(obs, lim, threads, mask)
-    # δ = earliest masked: 1, 3, 1, 1
-    np.testing.assert_array_equal(base.delta, [1, 3, 1, 1])
+    # δ = earliest masked: 1, 0, 1, 0
+    np.testing.assert_array_equal(base.delta, [1, 0, 1, 0])
     assert base.feasible.all()
-    # buyer row 0: p = 0.95 · 10 = 9.5; q = min(Q_safe[1]/2 = 8, 883 / 9.5 = 92.9...) = 8
-    # seller row 0: p = 1.05 · 25 = 26.25; q = output stock 4 / 2 = 2
-    # buyer row 1: p = 9.5; q = min(8, 33 / 9.5 = 3.4736...) = 3.4736...
-    # seller row 2: p = 1.05 · 20 = 21; q = output stock 0 / 2 = 0
+    # buyer row 0: p = 0.95 · 10 = 9.5; q = min(Q_safe[1]/2 = 8, 870.5 / 9.5 = 91.6) = 8
+    # seller row 0: p = 1.05 · 25 = 26.25; q = sellable stock at δ0 1 / 2 = 0.5
+    # buyer row 1: p = 9.5; q = min(8, 20.5 / 9.5 = 2.157...) = 2.157...
+    # seller row 2: p = 1.05 · 20 = 21; q = sellable stock at δ0 2 / 2 = 1
     np.testing.assert_allclose(base.p, [9.5, 26.25, 9.5, 21.0])
-    np.testing.assert_allclose(base.q, [8.0, 2.0, 33.0 / 9.5, 0.0])
+    np.testing.assert_allclose(base.q, [8.0, 0.5, 20.5 / 9.5, 1.0])
 
 
 def test_clip_action_by_hand() -> None:
@@ -174,50 +238,61 @@ def test_clip_action_by_hand() -> None:
         p=np.array([20.0, np.nan, 9.4, 1e9]),
     )
     # t0 (buyer, row 0): δ0 is out of the range -> nearest masked δ1; p 20 -> p_max 12;
-    #    q ≤ min(Q_safe[1] 16, 883 / (12 + cost 2) = 63.07, q_max 10) -> 10.
-    # t1 (seller, row 0): δ 2.4 -> 2, masked out (sell-safe 0) -> nearest masked δ3; p NaN -> p_min 20;
-    #    q ≤ sell-safe[3] = 1 -> 1.
+    #    q ≤ min(Q_safe[1] 16, 870.5 / (12 + cost 2) = 62.2, q_max 10) -> 10.
+    # t1 (seller, row 0): δ 2.4 -> 2, masked out (sell-safe 0.5) -> δ1 and δ3 tie, earlier δ1;
+    #    p NaN -> p_min 20; q ≤ sell-safe[1] = 4.5 -> 4.
     # t2 (buyer, row 1): δ7 is past t_max (δ ≤ 5) -> δ5; p 9.4 -> 9;
-    #    q ≤ min(Q_safe[5] 4, 33 / (9 + 2) = 3) -> 3, which spends exactly B_free (3 · 11 = 33).
+    #    q ≤ min(Q_safe[5] 4, 20.5 / (9 + 2) = 1.86) -> 1.
     # t3 (seller, row 2): δ inf -> 40 -> nearest masked δ1; p 1e9 -> 25; q −3 -> 0 < q_min: infeasible.
-    np.testing.assert_array_equal(a.delta, [1, 3, 5, 1])
+    np.testing.assert_array_equal(a.delta, [1, 1, 5, 1])
     np.testing.assert_array_equal(a.p, [12, 20, 9, 25])
-    np.testing.assert_array_equal(a.q, [10, 1, 3, 0])
+    np.testing.assert_array_equal(a.q, [10, 4, 1, 0])
     np.testing.assert_array_equal(a.feasible, [True, True, True, False])
-    # one unit more than the budget allows for t2 is refused: q_min 4 > 3 makes it infeasible
-    threads.q_min[2] = 4.0
+    # one unit more than the budget allows for t2 is refused: q_min 2 > 1 makes it infeasible
+    threads.q_min[2] = 2.0
     b = clip_action(obs, lim, threads, np.array([100.0, 9.0, 5.0, -3.0]), a.delta, a.p)
     assert b.q[2] == 0 and not b.feasible[2]
 
 
 def test_reservation_by_hand() -> None:
     obs = hand_day().take(np.array([0]))
-    # reserve a purchase of 10 at δ1 for 12: committed input 11 + 10 = 21,
-    #   Q_safe[δ] = 3·(10 − δ) − 21: δ0 9, δ1 6, δ2 3, δ3.. 0;  B_free = 883 − 10 · (12 + 2) = 743.
+    inc = ReservedLimits(obs)
+    sell0 = l1_limits(obs).q_safe_sell.copy()
+    # a purchase of 10 at δ1 for 12: committed input 11 + 10 = 21, Q_safe[δ] = 3·(10 − δ) − 21:
+    #   δ0 9, δ1 6, δ2 3, δ3.. 0;  B_free = 870.5 − 10 · (12 + 2) = 730.5. cap(δ1) was already the
+    #   3 lines, so no phantom outbound is needed and the sell side is unchanged.
     reserve(obs, 0, True, 10, 1, 12)
+    inc.reserve(True, 10, 1, 12)
     lim = l1_limits(obs)
     q_buy = np.zeros(K)
     q_buy[:3] = [9, 6, 3]
     np.testing.assert_allclose(lim.q_safe_buy[0], q_buy)
-    np.testing.assert_allclose(lim.b_free, [743.0])
+    np.testing.assert_allclose(lim.b_free, [730.5])
     assert obs.supplies[0, 1] == 14 and obs.payables[0, 1] == 40 + 120
-    # the purchase may still be refused: the sell side does not count on it (unchanged)
-    q_sell = np.zeros(K)
-    q_sell[:10] = [0, 0, 0, 1, 4, 6, 6, 6, 6, 6]
-    np.testing.assert_allclose(lim.q_safe_sell[0], q_sell)
-    # how: with 14 at δ1 the lines make 2, 3, 3, 3, 3, 3, 3, 1 on δ0..7 instead of 2, 3, 1, 3, 2:
-    #   2 more on δ2, 1 on δ4, 3 on δ5, 3 on δ6, 1 on δ7 (the 10 units), booked as phantom outbound
-    #   on the next day: +2 at δ3, +1 at δ5, +3 at δ6, +3 at δ7, +1 at δ8.
-    np.testing.assert_allclose(obs.sales[0, :10], [3, 0, 6, 2, 0, 1, 3, 3, 1, 0])
-    # reserve a sale of 1 at δ3: stock from δ3 on drops by 1 (1, 3, 0, 0, 3, 5, ...):
-    #   safe δ0..3: 0, δ4: 3, δ5..9: 5; the buy side and the budget are untouched.
-    reserve(obs, 0, False, 1, 3, 20)
-    lim2 = l1_limits(obs)
-    q_sell[:10] = [0, 0, 0, 0, 3, 5, 5, 5, 5, 5]
-    np.testing.assert_allclose(lim2.q_safe_sell[0], q_sell)
-    np.testing.assert_allclose(lim2.q_safe_buy[0], q_buy)
-    np.testing.assert_allclose(lim2.b_free, [743.0])
-    assert obs.receivables[0, 3] == 20
+    np.testing.assert_allclose(lim.q_safe_sell, sell0)
+    # a purchase of 1 at δ0 for 12 would raise cap(δ0) from 2 to 3: booked as 1 phantom outbound
+    #   at δ0, so that the sale it would back stays unbacked (the partner may still refuse).
+    reserve(obs, 0, True, 1, 0, 12)
+    inc.reserve(True, 1, 0, 12)
+    assert obs.sales[0, 0] == 1 + 1
+    lim = l1_limits(obs)
+    np.testing.assert_allclose(lim.q_safe_sell, sell0)
+    np.testing.assert_allclose(lim.b_free, [730.5 - 14])
+    # a sale of 2 at δ4 for 26 fills its room (2): no exposure, the budget is untouched, and
+    #   δ4 keeps the allowance 1.5; one more unit exposes δ4 by 1: B_free − 12.5, room 0.5.
+    reserve(obs, 0, False, 2, 4, 26)
+    inc.reserve(False, 2, 4, 26)
+    lim = l1_limits(obs)
+    np.testing.assert_allclose(lim.b_free, [716.5])
+    assert lim.q_safe_sell[0, 4] == 1.5 and obs.receivables[0, 4] == 52
+    reserve(obs, 0, False, 1, 4, 26)
+    inc.reserve(False, 1, 4, 26)
+    lim = l1_limits(obs)
+    np.testing.assert_allclose(lim.b_free, [704.0])
+    assert lim.q_safe_sell[0, 4] == 0.5
+    got = inc.limits()
+    for f in ("q_safe_buy", "q_safe_sell", "b_free", "sellable"):
+        np.testing.assert_allclose(getattr(got, f), getattr(lim, f), err_msg=f)
     # nothing is booked for a zero quantity
     before = obs.copy()
     reserve(obs, 0, True, 0, 2, 10)

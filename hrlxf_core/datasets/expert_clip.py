@@ -109,7 +109,10 @@ def clip_rate_table(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def clip_rate_markdown(table: pl.DataFrame) -> str:
-    lines = ["| level | role | kind | actions | changed | forbidden | clip rate |", "|---|---|---|---:|---:|---:|---:|"]
+    lines = [
+        "| level | role | kind | actions | changed | forbidden | clip rate |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
     for r in table.iter_rows(named=True):
         lines.append(
             f"| {r['level']} | {r['role']} | {r['kind']} | {r['actions']} | {r['changed']} | "

@@ -110,7 +110,9 @@ class L1GuardMixin:
         lim = reserved.limits()
         day = int(obs.day[0])
         q, t, p = float(offer[0]), float(offer[1]), float(offer[2])
-        a = clip_action(obs, lim, th, np.array([q]), np.array([t - day]), np.array([p]), time_mask(obs, lim, th))
+        a = clip_action(
+            obs, lim, th, np.array([q]), np.array([t - day]), np.array([p]), time_mask(obs, lim, th)
+        )
         if not a.feasible[0]:
             return None, True
         out = (int(a.q[0]), day + int(a.delta[0]), int(a.p[0]))
@@ -209,7 +211,9 @@ def guarded_class(expert: type | str, enforce: bool = True) -> type:
     alias = _alias(path, enforce)
     if alias in _REGISTRY:
         return _REGISTRY[alias]
-    guarded = type(cls.__name__, (L1GuardMixin, cls), {"_hrlxf_expert_path": path, "_hrlxf_l1_enforce": enforce})
+    guarded = type(
+        cls.__name__, (L1GuardMixin, cls), {"_hrlxf_expert_path": path, "_hrlxf_l1_enforce": enforce}
+    )
     guarded.__module__ = __name__  # a type() on an ABC base would get module 'abc' (DESIGN §4)
     guarded.__qualname__ = alias
     guarded.__doc__ = f"{path} with its actions {'filtered' if enforce else 'watched'} through L1."
