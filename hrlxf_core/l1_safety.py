@@ -52,15 +52,16 @@ from typing import Any
 import numpy as np
 
 from hrlxf_core.numeric import finite
-from hrlxf_core.state import K, Observation, inbound, offsets_in_game, outbound
+from hrlxf_core.state import K, Observation, inbound, offsets_in_game, outbound, production_capacity
 
 BUY_PRICE_FACTOR = 0.95
 SELL_PRICE_FACTOR = 1.05
 
-#: (R1) Units a day may be sold beyond its backed stock, in lines, by the level of the seller.
-#: Derived from the experts' logs (docs/l1.md): the smallest allowance, in steps of 0.25 line,
-#: under which at most 5 % of the experts' sell actions at that level would be refused.
-SELL_ALLOWANCE_LINES: dict[str, float] = {"first": 0.5, "middle": 0.5}
+#: (R1) Units a day may be sold beyond its sellable stock, in lines, by the level of the seller.
+#: Derived from the experts' logs (``python -m hrlxf_core.l1_exposure``, docs/l1.md): the smallest
+#: allowance, in steps of 0.25 line, under which at most 5 % of the experts' sell actions at that
+#: level would be refused (100 full-length worlds: first level 4.6 % at 0.5, middle 4.5 % at 0.25).
+SELL_ALLOWANCE_LINES: dict[str, float] = {"first": 0.5, "middle": 0.25}
 
 
 @dataclass
@@ -123,7 +124,7 @@ def limit_parts(obs: Observation) -> LimitParts:
     inb = inbound(obs)
     committed_in = obs.inventory_input + inb.sum(1)
     raw_buy = obs.n_lines[:, None] * days_left - committed_in[:, None]
-    cap = np.minimum(obs.inventory_input[:, None] + inb, obs.n_lines[:, None]) * in_game
+    cap = np.minimum(obs.inventory_input[:, None] + inb, production_capacity(obs))
     reserve = obs.production_cost * committed_in
     b_money = obs.balance - obs.payables.sum(1) - obs.exo_input_value - reserve
     return LimitParts(

@@ -184,6 +184,12 @@ def outbound(obs: Observation) -> np.ndarray:
     return x
 
 
+def production_capacity(obs: Observation) -> np.ndarray:
+    """(B, K) lines that can run on day δ: n_lines on the days of the game, none once the game
+    is over or while the balance is below zero (the engine then produces nothing)."""
+    return obs.n_lines[:, None] * offsets_in_game(obs) * (obs.balance >= 0)[:, None]
+
+
 def production_plan(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
     """What the factory makes on each day δ under its commitments: scml 0.8.4's std engine.
 
@@ -196,12 +202,15 @@ def production_plan(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
     - the inputs of the day that were not turned into output join the input stock:
       stock(δ + 1) = stock(δ) + max(0, in(δ) − made(δ));
     - the engine never takes the inputs it produced from out of the stock, so the input stock
-      never falls (0 decreases in the recorded days).
+      never falls (0 decreases in the recorded days);
+    - a factory whose balance is below zero makes nothing (``from_offers``: ``going_bankrupt``
+      leaves no input it can pay for); the model applies today's balance to every day.
+      (A balance that covers only part of the day's inputs is not modelled: it was not seen.)
 
     Returns (made, input stock at the start of each day), both (B, K). A loop over the K
     offsets, vectorised over the batch.
     """
-    cap = obs.n_lines[:, None] * offsets_in_game(obs)
+    cap = production_capacity(obs)
     inb, outb = inbound(obs), outbound(obs)
     made = np.zeros_like(inb)
     stock = np.zeros_like(inb)

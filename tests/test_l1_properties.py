@@ -162,7 +162,7 @@ def simulate(obs: Observation, row: int) -> dict[str, np.ndarray | float]:
     stock = float(obs.inventory_input[row])
     made, stock_at, short = np.zeros(K), np.zeros(K), np.zeros(K)
     for d in range(K):
-        cap = n if day + d < steps else 0.0
+        cap = n if day + d < steps and obs.balance[row] >= 0 else 0.0
         stock_at[d] = stock
         made[d] = min(stock + inb[d], cap, max(outb[d], 0.0))
         short[d] = outb[d] - made[d]
@@ -179,14 +179,15 @@ def reference_limits(obs: Observation, i: int) -> dict[str, np.ndarray | float]:
     left = obs.n_steps[i] - obs.day[i] - np.arange(K)
     in_game = left > 0
     committed = obs.inventory_input[i] + inb.sum()
-    cap = np.where(in_game, np.minimum(obs.inventory_input[i] + inb, obs.n_lines[i]), 0.0)
+    lines = obs.n_lines[i] if obs.balance[i] >= 0 else 0.0  # a factory in debt makes nothing
+    cap = np.where(in_game, np.minimum(obs.inventory_input[i] + inb, lines), 0.0)
     e = np.where(in_game, np.maximum(outb - cap, 0.0), 0.0)
     pen = max(obs.shortfall_penalty[i], 0.0) * obs.trading_price_output[i]
     money = (
         obs.balance[i] - obs.payables[i].sum() - obs.exo_input_value[i] - obs.production_cost[i] * committed
     )
     b_free = money - pen * e.sum()
-    allow = (0.0 if obs.can_sell[i] <= 0 else (0.5 if obs.can_buy[i] <= 0 else 0.5)) * obs.n_lines[i]
+    allow = (0.0 if obs.can_sell[i] <= 0 else (0.5 if obs.can_buy[i] <= 0 else 0.25)) * obs.n_lines[i]
     room = cap - outb
     units = np.inf if pen <= 0 else max(b_free, 0.0) / pen
     q_sell = np.where(in_game, np.maximum(np.minimum(room + allow, np.maximum(room, 0.0) + units), 0.0), 0.0)
@@ -210,7 +211,7 @@ def reference_limits(obs: Observation, i: int) -> dict[str, np.ndarray | float]:
 def test_limits_match_their_definitions(obs: Observation) -> None:
     from hrlxf_core.l1_safety import SELL_ALLOWANCE_LINES
 
-    assert SELL_ALLOWANCE_LINES == {"first": 0.5, "middle": 0.5}  # the reference above states it
+    assert SELL_ALLOWANCE_LINES == {"first": 0.5, "middle": 0.25}  # the reference above states it
     lim = l1_limits(obs)
     made, stock = production_plan(obs)
     for i in range(obs.size):

@@ -27,7 +27,7 @@ def _vec(entries: dict[int, float]) -> list[float]:
 
 
 def hand_day() -> Observation:
-    """Three middle-level agents on a small constructed day (allowance 0.5 line per day).
+    """Three middle-level agents on a small constructed day (allowance 0.25 line per day).
 
     Row 0, day 10 of 20 (δ = 0..9 in the game), 3 lines, production cost 2, shortfall penalty
       0.5 × output trading price 25 = 12.5 per unit short: input stock 2, balance 1000, trading
@@ -113,16 +113,16 @@ def test_limits_by_hand() -> None:
     # Row 2. Committed input = 1 + 3 + 2 + 4 = 10 > 2 lines · 2 days: Q_safe = 0 everywhere.
     #   cap = min(1 + 3, 2), min(1 + 2, 2) = 2, 2; room 2, 1; no exposure: B_free = 500 − 90 − 10.
     np.testing.assert_allclose(lim.b_free, [870.5, 20.5, 400.0])
-    # q_sell = min(room + allowance 1.5, sellable + B_free / 12.5) on in-game days:
-    #   row 0: 2.5, 4.5, 0.5, 4.5, 3.5 × 6 (money never binds: 870.5 / 12.5 = 69.6 units);
-    #   row 1: the same (20.5 / 12.5 = 1.64 units ≥ the allowance left);
-    #   row 2 (allowance 1): 3, 2.
+    # q_sell = min(room + allowance 0.75, sellable + B_free / 12.5), floored at 0, on in-game days:
+    #   row 0: 1.75, 3.75, 0, 3.75, 2.75 × 6 (money never binds: 870.5 / 12.5 = 69.6 units);
+    #   row 1: the same (20.5 / 12.5 = 1.64 units ≥ the allowance);
+    #   row 2 (allowance 0.5): 2.5, 1.5.
     q_sell = np.zeros(K)
-    q_sell[:10] = [2.5, 4.5, 0.5, 4.5, 3.5, 3.5, 3.5, 3.5, 3.5, 3.5]
+    q_sell[:10] = [1.75, 3.75, 0, 3.75, 2.75, 2.75, 2.75, 2.75, 2.75, 2.75]
     np.testing.assert_allclose(lim.q_safe_sell[0], q_sell)
     np.testing.assert_allclose(lim.q_safe_sell[1], q_sell)
     assert (lim.q_safe_buy[2] == 0).all()
-    np.testing.assert_allclose(lim.q_safe_sell[2, :2], [3, 2])
+    np.testing.assert_allclose(lim.q_safe_sell[2, :2], [2.5, 1.5])
     np.testing.assert_allclose(lim.sellable[2, :2], [2, 1])
     assert (lim.q_safe_sell[2, 2:] == 0).all()
 
@@ -207,8 +207,8 @@ def test_time_mask_and_baseline_by_hand() -> None:
     lim = l1_limits(obs)
     mask = time_mask(obs, lim, threads)
     # buyer of row 0/1: δ 1..5 in range, Q_safe 16, 13, 10, 7, 4 ≥ 1 -> all five
-    # seller of row 0: δ 0..10 in range, sell-safe ≥ 1 at δ 0..9 but δ2 (0.5) -> nine
-    # seller of row 2: δ 0..1 in range, sell-safe (3, 2) -> both
+    # seller of row 0: δ 0..10 in range, sell-safe ≥ 1 at δ 0..9 but δ2 (0) -> nine
+    # seller of row 2: δ 0..1 in range, sell-safe (2.5, 1.5) -> both
     expect = np.zeros((4, K), dtype=bool)
     expect[0, 1:6] = expect[2, 1:6] = True
     expect[1, [0, 1, 3, 4, 5, 6, 7, 8, 9]] = True
@@ -239,14 +239,14 @@ def test_clip_action_by_hand() -> None:
     )
     # t0 (buyer, row 0): δ0 is out of the range -> nearest masked δ1; p 20 -> p_max 12;
     #    q ≤ min(Q_safe[1] 16, 870.5 / (12 + cost 2) = 62.2, q_max 10) -> 10.
-    # t1 (seller, row 0): δ 2.4 -> 2, masked out (sell-safe 0.5) -> δ1 and δ3 tie, earlier δ1;
-    #    p NaN -> p_min 20; q ≤ sell-safe[1] = 4.5 -> 4.
+    # t1 (seller, row 0): δ 2.4 -> 2, masked out (sell-safe 0) -> δ1 and δ3 tie, earlier δ1;
+    #    p NaN -> p_min 20; q ≤ sell-safe[1] = 3.75 -> 3.
     # t2 (buyer, row 1): δ7 is past t_max (δ ≤ 5) -> δ5; p 9.4 -> 9;
     #    q ≤ min(Q_safe[5] 4, 20.5 / (9 + 2) = 1.86) -> 1.
     # t3 (seller, row 2): δ inf -> 40 -> nearest masked δ1; p 1e9 -> 25; q −3 -> 0 < q_min: infeasible.
     np.testing.assert_array_equal(a.delta, [1, 1, 5, 1])
     np.testing.assert_array_equal(a.p, [12, 20, 9, 25])
-    np.testing.assert_array_equal(a.q, [10, 4, 1, 0])
+    np.testing.assert_array_equal(a.q, [10, 3, 1, 0])
     np.testing.assert_array_equal(a.feasible, [True, True, True, False])
     # one unit more than the budget allows for t2 is refused: q_min 2 > 1 makes it infeasible
     threads.q_min[2] = 2.0
@@ -279,17 +279,18 @@ def test_reservation_by_hand() -> None:
     np.testing.assert_allclose(lim.q_safe_sell, sell0)
     np.testing.assert_allclose(lim.b_free, [730.5 - 14])
     # a sale of 2 at δ4 for 26 fills its room (2): no exposure, the budget is untouched, and
-    #   δ4 keeps the allowance 1.5; one more unit exposes δ4 by 1: B_free − 12.5, room 0.5.
+    #   δ4 keeps the allowance 0.75; one more unit (reserved directly, clip() would refuse it)
+    #   exposes δ4 by 1, beyond the allowance: B_free − 12.5 and nothing more may be sold then.
     reserve(obs, 0, False, 2, 4, 26)
     inc.reserve(False, 2, 4, 26)
     lim = l1_limits(obs)
     np.testing.assert_allclose(lim.b_free, [716.5])
-    assert lim.q_safe_sell[0, 4] == 1.5 and obs.receivables[0, 4] == 52
+    assert lim.q_safe_sell[0, 4] == 0.75 and obs.receivables[0, 4] == 52
     reserve(obs, 0, False, 1, 4, 26)
     inc.reserve(False, 1, 4, 26)
     lim = l1_limits(obs)
     np.testing.assert_allclose(lim.b_free, [704.0])
-    assert lim.q_safe_sell[0, 4] == 0.5
+    assert lim.q_safe_sell[0, 4] == 0.0
     got = inc.limits()
     for f in ("q_safe_buy", "q_safe_sell", "b_free", "sellable"):
         np.testing.assert_allclose(getattr(got, f), getattr(lim, f), err_msg=f)

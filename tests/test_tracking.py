@@ -468,6 +468,49 @@ def test_same_seed_with_and_without_tracking_gives_the_same_world(tmp_path: Path
 
 
 # --------------------------------------------------------------------------------------------
+# 4b. L1's production model is the engine's, in real worlds, at every level
+# --------------------------------------------------------------------------------------------
+def test_production_model_equals_what_the_world_produced(tracked_worlds: list[TrackedWorld]) -> None:
+    """For every tracked agent-day: the day-start observation with all the contracts finally due
+    that day (those signed on the day included) gives ``production_plan``'s output for δ 0; it
+    must equal the world's own production (productivity × n_lines, from the world's stats), and
+    the model's stock for the next day must equal the next day-start input inventory. Days the
+    agent or a partner is bankrupt (the world nullifies their contracts) are left out and counted."""
+
+    from hrlxf_core.datasets.offline_obs import observation_from_day_states
+    from hrlxf_core.state import production_plan
+
+    checked, by_level, skipped = 0, Counter(), 0
+    for tw in tracked_worlds:
+        stats = tw.world.stats
+        for aid in tw.tables["day_states"]["agent_id"].unique().to_list():
+            ds = tw.tables["day_states"].filter(pl.col("agent_id") == aid).sort("day")
+            ct = tw.tables["contracts"].filter(pl.col("agent_id") == aid)
+            obs = observation_from_day_states(ds)
+            # everything due on the day itself, including what was signed during the day
+            for i, day in enumerate(ds["day"].to_list()):
+                due = ct.filter(pl.col("delivery_day") == day)
+                obs.supplies[i, 0] = float(due.filter(pl.col("is_buyer"))["quantity"].sum())
+                obs.sales[i, 0] = float(due.filter(~pl.col("is_buyer"))["quantity"].sum())
+            made, stock = production_plan(obs)
+            n_lines = float(ds["n_lines"][0])
+            partners = set(ct["partner_id"].to_list())
+            inv = ds["inventory_input"].to_numpy()
+            for i, day in enumerate(ds["day"].to_list()):
+                if any(stats.get(f"bankrupt_{p}", [False] * (day + 1))[day] for p in partners | {aid}):
+                    skipped += 1
+                    continue
+                world_made = stats[f"productivity_{aid}"][day] * n_lines
+                assert made[i, 0] == pytest.approx(world_made), (tw.spec.world_id, aid, day)
+                if i + 1 < len(inv):
+                    assert stock[i, 1] == pytest.approx(inv[i + 1]), (tw.spec.world_id, aid, day)
+                checked += 1
+                by_level[int(ds["level"][i])] += 1
+    assert set(by_level) == set(range(N_LEVELS)) and min(by_level.values()) > 20, by_level
+    assert skipped < checked, (skipped, checked)  # tiny worlds of random fillers go bankrupt often
+
+
+# --------------------------------------------------------------------------------------------
 # 5. tracked classes are importable by full name and keep the expert's name
 # --------------------------------------------------------------------------------------------
 
