@@ -185,6 +185,55 @@ def test_evaluation_specs_put_every_contender_in_every_world() -> None:
         assert all(spec.agent_levels.count(level) >= 4 for level in range(spec.n_processes))
 
 
+@pytest.mark.parametrize("n_worlds", [1, 2, 3, 5, 7, 12, 20])
+@pytest.mark.parametrize("n_contenders", [2, 3, 7, 10])
+@pytest.mark.parametrize("levels", [(3, 3), (2, 2), (2, 3), (2, 4)])
+def test_evaluation_is_level_balanced(n_worlds: int, n_contenders: int, levels: tuple[int, int]) -> None:
+    """Each contender's count at each level differs by at most 1 within every level count, so it
+    does at every level class once the worlds of a level count are whole blocks; and a fixed
+    level count gives exactly equal counts when the worlds are a multiple of it."""
+    names = ("PenguinAgent", "AS0", "XenoSotaAgent", "UltraSuperMiracleSoraFinalAgentZ", "PriceTrendStdAgent",
+             "CautiousStdAgent", "DogAgent", "AX", "QuickDecisionAgent", "PenguinAgent+L1")[:n_contenders]  # fmt: skip
+    cfg = EvalConfig(
+        contenders=names, n_worlds=n_worlds, n_processes_min=levels[0], n_processes_max=levels[1]
+    )
+    specs = draw_eval_specs(cfg, "bal")
+    assert len(specs) == n_worlds
+    counts: dict[tuple[int, str], dict[int, int]] = {}
+    for spec in specs:
+        placed = [
+            (lab, lv) for lab, lv in zip(spec.agent_labels, spec.agent_levels, strict=True) if lab != "filler"
+        ]
+        assert sorted(lab for lab, _ in placed) == sorted(names)  # everyone plays in every world
+        per_level = [sum(1 for _, lv in placed if lv == level) for level in range(spec.n_processes)]
+        assert max(per_level) - min(per_level) <= 1  # contenders spread evenly over the levels
+        for lab, lv in placed:
+            counts.setdefault((spec.n_processes, lab), {}).setdefault(lv, 0)
+            counts[(spec.n_processes, lab)][lv] += 1
+    for (n_proc, _), by_level in counts.items():
+        c = [by_level.get(level, 0) for level in range(n_proc)]
+        assert max(c) - min(c) <= 1, (n_proc, c)
+        n_here = sum(1 for spec in specs if spec.n_processes == n_proc)
+        if n_here % n_proc == 0:
+            assert len(set(c)) == 1
+    # the draw is reproducible and the seed changes who meets whom
+    assert [s.to_json() for s in draw_eval_specs(cfg, "bal")] == [s.to_json() for s in specs]
+
+
+def test_balanced_mean_is_the_mean_of_the_level_means() -> None:
+    from hrlxf_core.evaluation import balanced_mean
+
+    s = np.array([0.0, 0.2, 1.0, 1.2, 1.4, 2.0])
+    lv = np.array(["first", "first", "middle", "middle", "middle", "last"])
+    mean, ci = balanced_mean(s, lv)
+    assert mean == pytest.approx((0.1 + 1.2 + 2.0) / 3)
+    assert np.isnan(ci)  # one level has a single world: no CI
+    s2 = np.concatenate([s, [2.2]])
+    lv2 = np.concatenate([lv, ["last"]])
+    mean2, ci2 = balanced_mean(s2, lv2)
+    assert mean2 == pytest.approx((0.1 + 1.2 + 2.1) / 3) and 0 < ci2 < 5
+
+
 def test_agent_evaluation_asset_on_a_tiny_tournament(tmp_path: Path, tiny_ckpts) -> None:
     from hrlxf_assets.evaluation import agent_evaluation
     from hrlxf_assets.resources import DataStore
@@ -205,10 +254,13 @@ def test_agent_evaluation_asset_on_a_tiny_tournament(tmp_path: Path, tiny_ckpts)
     assert result.success
     (mat,) = result.asset_materializations_for_node("agent_evaluation")
     md = mat.metadata
-    assert md["worlds_ok"].value == 2 and md["unsafe_actions"].value == 0
+    assert md["worlds_ok"].value == 2 and md["unsafe_agreements"].value == 0
     assert "LitaAgentHRL-neural" in md["results"].value and md["scores_plot"].value.startswith("![")
     summary = pl.read_parquet(Path(md["path"].value) / "summary.parquet")
     assert set(summary["contender"]) == {"LitaAgentHRL-neural", "LitaAgentHRL-l1", "PenguinAgent"}
     assert (summary["worlds"] == 2).all()
     hrl = summary.filter(pl.col("contender").str.starts_with("LitaAgentHRL"))
-    assert (hrl["unsafe_actions"] == 0).all() and (hrl["fallbacks"] == 0).all()
+    assert (hrl["unsafe_agreements"] == 0).all() and (hrl["fallbacks"] == 0).all()
+    # every contender reports its realised shortfall from the world's own accounting
+    assert summary["shortfall_ratio"].is_not_null().all()
+    assert "level-balanced mean" in md["results"].value and "| first | middle | last |" in md["results"].value

@@ -69,10 +69,34 @@ def test_both_dataset_assets_materialize_from_a_tiny_real_collection(materialize
     assert micro.height == decisions.height > 0
     assert set(macro["agent_type"]) <= set(day_states["agent_type"])
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
-    assert checks == {"macro_valid": True, "micro_valid": True}
+    assert set(checks) == {"macro_valid", "micro_valid", "expert_clip_rate"}
+    assert checks["macro_valid"] and checks["micro_valid"]
     (mat,) = result.asset_materializations_for_node("micro_samples")
     assert mat.metadata["rows"].value == micro.height
     assert set(mat.metadata["op_labels"].value) <= {"ACCEPT", "OFFER", "END"}
+
+
+def test_micro_samples_report_the_expert_clip_rate(materialized) -> None:
+    """The share of expert actions L1 would change or forbid, by level × role × kind, is in the
+    metadata, agrees with the per-decision flags of the dataset, and feeds the warning check."""
+    data, result = materialized
+    micro = pl.read_parquet(data / "micro_samples" / "tiny" / MICRO_FILE)
+    (mat,) = result.asset_materializations_for_node("micro_samples")
+    table = mat.metadata["expert_clip_rate"].value
+    assert table.startswith("| level | role | kind |") and "| all |" in table
+    by = mat.metadata["expert_clip_rate_by_level_role"].value
+    assert by and set(k.split("/")[0] for k in by) <= {"first", "middle", "last"}
+    acted = micro.filter(pl.col("action_kind") != "end")
+    assert acted.height > 0 and set(micro["action_kind"]) <= {"accept", "counter", "open", "end"}
+    for key, rate in by.items():
+        level, role = key.split("/")
+        part = acted.filter((pl.col("level") == level) & (pl.col("is_buyer") == (role == "buyer")))
+        want = (part["l1_changed"].sum() + part["l1_forbidden"].sum()) / part.height
+        assert rate == pytest.approx(want, abs=1e-4)
+    assert not (micro["l1_changed"] & micro["l1_forbidden"]).any()
+    assert not micro.filter(pl.col("action_kind") == "end")["l1_changed"].any()
+    (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "expert_clip_rate"]
+    assert check.passed == (max(by.values()) <= 0.10)
 
 
 def test_experts_filter_is_exact(materialized) -> None:

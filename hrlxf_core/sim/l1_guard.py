@@ -34,9 +34,11 @@ import numpy as np
 
 from hrlxf_core.l1_safety import ReservedLimits, agreement_breaks_l1, clip_action, time_mask
 from hrlxf_core.online import live_observation, thread_from_nmi
-from hrlxf_core.sim.roster import load_class
+from hrlxf_core.sim.roster import KNOWN_AGENTS, load_class
 
 _PREFIX = {True: "L1Filter", False: "L1Watch"}
+#: Module of the watched classes (the filtered ones live here).
+WATCH_MODULE = "hrlxf_core.sim.l1_watch"
 _REGISTRY: dict[str, type] = {}
 #: The suffix of a ceiling contender's name: ``PenguinAgent+L1``.
 FILTER_SUFFIX = "+L1"
@@ -214,7 +216,9 @@ def guarded_class(expert: type | str, enforce: bool = True) -> type:
     guarded = type(
         cls.__name__, (L1GuardMixin, cls), {"_hrlxf_expert_path": path, "_hrlxf_l1_enforce": enforce}
     )
-    guarded.__module__ = __name__  # a type() on an ABC base would get module 'abc' (DESIGN §4)
+    # A type() on an ABC base would get module 'abc' (DESIGN §4). Filtered and watched classes
+    # live in two modules, so negmas' module + __name__ (get_full_type_name) tells them apart.
+    guarded.__module__ = __name__ if enforce else WATCH_MODULE
     guarded.__qualname__ = alias
     guarded.__doc__ = f"{path} with its actions {'filtered' if enforce else 'watched'} through L1."
     _REGISTRY[alias] = guarded
@@ -222,15 +226,25 @@ def guarded_class(expert: type | str, enforce: bool = True) -> type:
 
 
 def guarded_class_path(expert_path: str, enforce: bool = True) -> str:
-    return f"{__name__}.{_alias(expert_path, enforce)}"
+    return f"{__name__ if enforce else WATCH_MODULE}.{_alias(expert_path, enforce)}"
 
 
-def __getattr__(name: str) -> type:
-    """Rebuild guarded classes by name in any process (PEP 562)."""
+def resolve_guarded(name: str, enforce: bool) -> type:
+    """A guarded class from its alias, its expert's roster name, or its ``__name__`` (negmas
+    rebuilds agent types from module + ``__name__``)."""
     decoded = _decode(name)
     if decoded is not None:
         return guarded_class(*decoded)
+    if name in KNOWN_AGENTS:
+        return guarded_class(KNOWN_AGENTS[name], enforce)
     for cls in _REGISTRY.values():
-        if cls.__name__ == name:
+        if cls.__name__ == name and cls._hrlxf_l1_enforce is enforce:
             return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError(f"no L1-{'filtered' if enforce else 'watched'} agent class {name!r}")
+
+
+def __getattr__(name: str) -> type:
+    """Rebuild filtered classes by name in any process (PEP 562)."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return resolve_guarded(name, enforce=True)
