@@ -3,6 +3,7 @@
 import time
 
 import dagster as dg
+import polars as pl
 from pydantic import Field
 
 from hrlxf_assets.automation import follow_on_cron
@@ -11,6 +12,7 @@ from hrlxf_assets.models import current_checkpoint, l2_model, l3_model, l4_model
 from hrlxf_assets.resources import DataStore
 from hrlxf_core.evaluation import (
     DEFAULT_CONTENDERS,
+    HRL_PREFIX,
     EvalConfig,
     markdown_table,
     run_evaluation,
@@ -18,6 +20,7 @@ from hrlxf_core.evaluation import (
     summarise,
 )
 from hrlxf_core.io import write_parquet_atomic
+from hrlxf_core.sim.l1_guard import FILTER_SUFFIX
 
 CODE_VERSION = "evaluation-v2"
 
@@ -37,6 +40,14 @@ class EvaluationConfig(dg.Config):
     n_processes_max: int = Field(default=3, description="Most production levels of a world.")
     world_timeout_s: float = Field(default=900.0, description="Wall-clock limit per world.")
     workers: int = Field(default=2, description="Worlds run in parallel.")
+
+
+def _plain_experts(summary) -> set[str]:
+    return {
+        c
+        for c in summary["contender"].to_list()
+        if not c.startswith(HRL_PREFIX) and not c.endswith(FILTER_SUFFIX)
+    }
 
 
 def _per_world_md(per_world, out) -> str:
@@ -94,7 +105,13 @@ def agent_evaluation(
             "worlds_failed": res.n_failed,
             "worlds_timed_out": res.n_timed_out,
             "checkpoints": dg.MetadataValue.json(checkpoints),
-            "unsafe_agreements": int(summary["unsafe_agreements"].fill_null(0).sum()),
+            # agreements that broke L1's invariant, of the contenders that play behind L1 (the HRL
+            # agent and the <Expert>+L1 ceilings): must be 0; plain experts are only watched
+            "unsafe_agreements_behind_l1": int(
+                summary.filter(~pl.col("contender").is_in(list(_plain_experts(summary))))["unsafe_agreements"]
+                .fill_null(0)
+                .sum()
+            ),
             "level_balanced_mean": dg.MetadataValue.json(
                 {r["contender"]: round(r["balanced_mean"], 4) for r in summary.iter_rows(named=True)}
             ),

@@ -351,3 +351,57 @@ def scores_png(summary: pl.DataFrame, title: str) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def ceiling_twin_specs(cfg: EvalConfig, run_id: str, expert: str) -> tuple[list[WorldSpec], list[WorldSpec]]:
+    """Paired worlds for the L1 ceiling: the balanced draw of ``cfg`` (which must include
+    ``expert``), and the same worlds (same seeds, same slots, same partners) with the expert
+    replaced by ``<expert>+L1``. A per-world difference then measures only what L1 costs."""
+    import dataclasses
+
+    if expert not in cfg.contenders:
+        raise ValueError(f"ceiling: {expert!r} is not among the contenders {list(cfg.contenders)}")
+    plain = draw_eval_specs(cfg, run_id)
+    filt_path, _ = contender_slot(expert + FILTER_SUFFIX, cfg)
+    twins = []
+    for s in plain:
+        labels = s.agent_labels or ()
+        twins.append(
+            dataclasses.replace(
+                s,
+                world_id=s.world_id + "-l1",
+                agent_paths=tuple(
+                    filt_path if lab == expert else p for p, lab in zip(s.agent_paths, labels, strict=True)
+                ),
+                agent_labels=tuple(expert + FILTER_SUFFIX if lab == expert else lab for lab in labels),
+            )
+        )
+    return plain, twins
+
+
+def paired_ceiling(plain_dir: Path, twin_dir: Path, expert: str) -> pl.DataFrame:
+    """Per level and overall: the expert's mean score, the filtered expert's, and the paired
+    difference (filtered − plain) with its 95 % t CI, over the world pairs that both finished."""
+    a = per_world_scores(plain_dir).filter((pl.col("contender") == expert) & (pl.col("status") == "ok"))
+    b = per_world_scores(twin_dir).filter(
+        (pl.col("contender") == expert + FILTER_SUFFIX) & (pl.col("status") == "ok")
+    )
+    b = b.with_columns(pl.col("world_id").str.replace(r"-l1$", ""))
+    pairs = a.join(b, on="world_id", suffix="_l1")
+    rows = []
+    for level in (*LEVEL_NAMES, "all"):
+        p = pairs if level == "all" else pairs.filter(pl.col("level_name") == level)
+        if p.height == 0:
+            continue
+        diff = (p["score_l1"] - p["score"]).to_numpy()
+        rows.append(
+            {
+                "level": level,
+                "pairs": p.height,
+                "expert": float(p["score"].mean()),
+                "expert_l1": float(p["score_l1"].mean()),
+                "difference": float(diff.mean()),
+                "ci95": t_ci95(diff),
+            }
+        )
+    return pl.DataFrame(rows)

@@ -95,12 +95,17 @@ def realised_shortfall(tables) -> pl.DataFrame:
     key = ["world_id", "agent_id", "day"]
     due = ct.group_by(["world_id", "agent_id", "delivery_day", "is_buyer"]).agg(pl.col("quantity").sum())
     for buyer, field in ((True, "supplies"), (False, "sales")):
-        q = ds.select(key).join(
-            due.filter(pl.col("is_buyer") == buyer).drop("is_buyer").rename({"delivery_day": "day"}),
-            on=key,
-            how="left",
-            maintain_order="left",
-        )["quantity"].fill_null(0).to_numpy()
+        q = (
+            ds.select(key)
+            .join(
+                due.filter(pl.col("is_buyer") == buyer).drop("is_buyer").rename({"delivery_day": "day"}),
+                on=key,
+                how="left",
+                maintain_order="left",
+            )["quantity"]
+            .fill_null(0)
+            .to_numpy()
+        )
         getattr(obs, field)[:, 0] = q
     made, _ = production_plan(obs)
     sold = obs.sales[:, 0] + obs.exo_output_quantity

@@ -254,7 +254,7 @@ def test_agent_evaluation_asset_on_a_tiny_tournament(tmp_path: Path, tiny_ckpts)
     assert result.success
     (mat,) = result.asset_materializations_for_node("agent_evaluation")
     md = mat.metadata
-    assert md["worlds_ok"].value == 2 and md["unsafe_agreements"].value == 0
+    assert md["worlds_ok"].value == 2 and md["unsafe_agreements_behind_l1"].value == 0
     assert "LitaAgentHRL-neural" in md["results"].value and md["scores_plot"].value.startswith("![")
     summary = pl.read_parquet(Path(md["path"].value) / "summary.parquet")
     assert set(summary["contender"]) == {"LitaAgentHRL-neural", "LitaAgentHRL-l1", "PenguinAgent"}

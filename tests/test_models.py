@@ -147,6 +147,7 @@ def random_obs(n: int = 16, seed: int = 0) -> Observation:
         "inventory_input": rng.integers(0, 30, n),
         "inventory_output": rng.integers(0, 30, n),
         "production_cost": rng.uniform(0, 5, n),
+        "shortfall_penalty": rng.uniform(0, 2, n),
         "trading_price_input": tp_in,
         "trading_price_output": tp_in + rng.uniform(1, 20, n),
         "exo_input_quantity": np.where(first, rng.integers(0, 20, n), 0),

@@ -18,9 +18,9 @@ Filtering (enforce):
   the expert sends nothing, which ends the thread;
 - an accept of an offer that clip() would change becomes a rejection with the clipped offer as the
   counter-offer, or END when nothing is feasible;
-- every action that passes is reserved against the limits of the actions before it in the same
-  round (dynamic reservation); the reservations restart with each round and each agreement, from
-  the live AWI, which then holds the agreements.
+- every offer of ours still on a partner's table stays reserved (dynamic reservation) until the
+  partner answers or the thread ends; each action is clipped against the live AWI (which holds
+  the agreements so far) minus those reservations.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class L1GuardMixin:
                 "reserved": None,
                 "obs": None,
                 "stash": {},
+                "outstanding": {},  # negotiator id -> (is_buyer, q, δ, p) of our offer on its table
                 "agreements": 0,
                 "initial_balance": 0.0,
                 "stats": {"decisions": 0, "clip_changed": 0, "forbidden": 0, "violations": 0,
@@ -88,16 +89,24 @@ class L1GuardMixin:
         if not st["first_error"]:
             st["first_error"] = f"{where}: {traceback.format_exc(limit=3)}"
 
-    def _limits_for(self, state: Any) -> tuple[Any, ReservedLimits]:
-        """The live observation and the round's reserved limits (rebuilt per round/agreement)."""
+    def _limits_for(self, state: Any, negotiator_id: str) -> tuple[Any, ReservedLimits]:
+        """The live observation and the limits with every outstanding offer of ours reserved,
+        except the one of this thread (which the new action replaces).
+
+        Why a ledger and not only a per-round reservation: the expert acts thread by thread, and
+        agreements land between its actions; an offer it sent earlier can still be accepted, so
+        it must keep its reservation until the partner answers or the thread ends."""
         g = self._g()
         awi = self.awi  # type: ignore[attr-defined]
-        key = (int(awi.current_step), int(getattr(state, "step", 0)), g["agreements"])
+        key = (int(awi.current_step), g["agreements"])
         if g["key"] != key:
             g["obs"] = live_observation(awi, g["initial_balance"])
-            g["reserved"] = ReservedLimits(g["obs"])
             g["key"] = key
-        return g["obs"], g["reserved"]
+        reserved = ReservedLimits(g["obs"])
+        for nid, (buyer, q, d, p) in g["outstanding"].items():
+            if nid != negotiator_id:
+                reserved.reserve(buyer, q, d, p)
+        return g["obs"], reserved
 
     def _guard(self, negotiator_id: str, state: Any, offer: Any) -> tuple[tuple[int, int, int] | None, bool]:
         """(clipped offer or None when nothing is feasible, whether clip changed it); reserves
@@ -106,7 +115,7 @@ class L1GuardMixin:
         nmi = neg[0].nmi if neg is not None else None
         if nmi is None or offer is None:
             return (tuple(offer) if offer is not None else None), False
-        obs, reserved = self._limits_for(state)
+        obs, reserved = self._limits_for(state, negotiator_id)
         me = self.awi.agent.id  # type: ignore[attr-defined]
         th = thread_from_nmi(nmi, me)
         lim = reserved.limits()
@@ -119,8 +128,21 @@ class L1GuardMixin:
             return None, True
         out = (int(a.q[0]), day + int(a.delta[0]), int(a.p[0]))
         changed = out != (int(round(q)), int(round(t)), int(round(p))) or q != round(q) or p != round(p)
-        reserved.reserve(bool(th.is_buyer[0]), float(out[0]), int(a.delta[0]), float(out[2]))
         return out, changed
+
+    def _book(self, negotiator_id: str, offer: tuple[int, int, int] | None) -> None:
+        """Record (or clear) our offer on this thread's table: it stays reserved until answered."""
+        g = self._g()
+        if offer is None:
+            g["outstanding"].pop(negotiator_id, None)
+            return
+        neg = self.negotiators.get(negotiator_id)  # type: ignore[attr-defined]
+        nmi = neg[0].nmi if neg is not None else None
+        if nmi is None:
+            return
+        buyer = (nmi.annotation or {}).get("buyer") == self.awi.agent.id  # type: ignore[attr-defined]
+        day = int(self.awi.current_step)  # type: ignore[attr-defined]
+        g["outstanding"][negotiator_id] = (buyer, float(offer[0]), int(offer[1]) - day, float(offer[2]))
 
     def _count(self, changed: bool, forbidden: bool, t0: float) -> None:
         st = self._g()["stats"]
@@ -141,6 +163,9 @@ class L1GuardMixin:
         from negmas import ResponseType
 
         resp = super().respond(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
+        if getattr(resp, "response", resp) == ResponseType.WAIT:
+            return resp
+        self._book(negotiator_id, None)  # the partner answered our last offer with its own
         if getattr(resp, "response", resp) != ResponseType.ACCEPT_OFFER:
             return resp
         t0 = time.perf_counter()
@@ -150,6 +175,8 @@ class L1GuardMixin:
             forbidden = clipped is None
             self._count(changed, forbidden, t0)
             if not self._hrlxf_l1_enforce or not (changed or forbidden):
+                # accepted: reserved until the agreement reaches the AWI (on_negotiation_success)
+                self._book(negotiator_id, tuple(offer))
                 return resp
             if forbidden:
                 return ResponseType.END_NEGOTIATION
@@ -162,10 +189,13 @@ class L1GuardMixin:
     def propose(self, negotiator_id: str, state: Any, *args: Any, **kwargs: Any) -> Any:
         stash = self._g()["stash"]
         if negotiator_id in stash:  # an unsafe accept turned into its clipped counter-offer
-            return stash.pop(negotiator_id)
+            clipped = stash.pop(negotiator_id)
+            self._book(negotiator_id, clipped)
+            return clipped
         offer = super().propose(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
         raw = getattr(offer, "outcome", offer)
         if raw is None:
+            self._book(negotiator_id, None)
             return offer
         t0 = time.perf_counter()
         try:
@@ -173,7 +203,9 @@ class L1GuardMixin:
             forbidden = clipped is None
             self._count(changed, forbidden, t0)
             if not self._hrlxf_l1_enforce or not (changed or forbidden):
+                self._book(negotiator_id, tuple(raw))
                 return offer
+            self._book(negotiator_id, clipped)
             return clipped
         except Exception:
             self._guard_fail("propose")
@@ -182,6 +214,8 @@ class L1GuardMixin:
     def on_negotiation_success(self, contract: Any, mechanism: Any) -> None:
         g = self._g()
         try:
+            partner = next((p for p in contract.partners if p != self.awi.agent.id), None)  # type: ignore[attr-defined]
+            g["outstanding"].pop(partner, None)  # now a commitment in the AWI
             g["agreements"] += 1
             g["stats"]["agreements"] += 1
             awi = self.awi  # type: ignore[attr-defined]
@@ -192,9 +226,14 @@ class L1GuardMixin:
             self._guard_fail("on_negotiation_success")
         super().on_negotiation_success(contract, mechanism)  # type: ignore[misc]
 
+    def on_negotiation_failure(self, partners: Any, annotation: Any, mechanism: Any, state: Any) -> None:
+        for p in partners:
+            self._g()["outstanding"].pop(p, None)
+        super().on_negotiation_failure(partners, annotation, mechanism, state)  # type: ignore[misc]
+
     def before_step(self) -> None:
         g = self._g()
-        g["stash"], g["key"] = {}, None
+        g["stash"], g["key"], g["outstanding"] = {}, None, {}
         super().before_step()  # type: ignore[misc]
 
     def hrlxf_stats(self) -> dict[str, Any]:
