@@ -236,3 +236,25 @@ def test_l4_features_from_a_real_partition_match_row_by_row(materialized) -> Non
             *(a[one] for a in args),
         )
         np.testing.assert_allclose(f1[0], feats[i], atol=1e-9)
+
+
+def test_import_adopts_a_partition_folder_and_parses_it(materialized, tmp_path: Path) -> None:
+    """``hrlxf import`` copies a partition folder (e.g. the shared datasets) under the data dir,
+    registers it and parses it; a folder that is not a partition gets one clear line, rc 2."""
+    import subprocess
+    import sys
+
+    data, _ = materialized
+    src = data / "tournament_logs" / "tiny"
+    assert (src / "collection.json").exists()
+    flags = ["--dagster-home", str(tmp_path / "home"), "--data-dir", str(tmp_path / "data")]
+    cmd = [sys.executable, "-m", "hrlxf_assets.cli", "import"]
+    ok = subprocess.run([*cmd, str(src), "adopted", *flags], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stdout[-2000:] + ok.stderr[-2000:]
+    assert "check micro_samples:micro_valid passed" in ok.stdout
+    copied = tmp_path / "data" / "tournament_logs" / "adopted"
+    assert (copied / "decisions.parquet").read_bytes() == (src / "decisions.parquet").read_bytes()
+    assert (tmp_path / "data" / "micro_samples" / "adopted" / MICRO_FILE).exists()
+    bad = subprocess.run([*cmd, str(tmp_path), "nope", *flags], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "collection.json not found" in bad.stdout
+    assert "Traceback" not in bad.stdout + bad.stderr
