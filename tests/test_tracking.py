@@ -54,7 +54,7 @@ from hrlxf_core.sim.world_spec import WorldSpec
 N_STEPS = 8
 N_LEVELS = 3
 N_ROUNDS = 20  # neg_n_steps of anac2024_std worlds (ANAC_STD_WORLD_PARAMS)
-ROSTER = list(KNOWN_AGENTS)  # 12 agents
+ROSTER = list(KNOWN_AGENTS)  # 18 agents: 2024-2026 finalists, PenguinAgent, the fillers
 FILLERS = [KNOWN_AGENTS[n] for n in FILLER_AGENTS]
 SYSTEM_AGENTS = ("SELLER", "BUYER")
 
@@ -120,7 +120,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def tracked_worlds(sandbox: Path) -> list[TrackedWorld]:
-    """Twelve tracked worlds: every roster agent tracked once at each of the three levels."""
+    """Eighteen tracked worlds: every roster agent tracked once at each of the three levels."""
     out = []
     for spec in _rotation_specs("trk", range(N_LEVELS)):
         res = run_world(
@@ -432,7 +432,7 @@ _RUN_SPECS = textwrap.dedent(
 def test_same_seed_with_and_without_tracking_gives_the_same_world(tmp_path: Path) -> None:
     """Each run in a fresh interpreter with PYTHONHASHSEED fixed: scml worlds depend on the hash
     seed (set order), so two processes with different hash seeds do not agree even untracked."""
-    specs = _rotation_specs("det", range(1))  # all 12 roster agents, tracked or not
+    specs = _rotation_specs("det", range(1))  # all 18 roster agents, tracked or not
     specs_file = tmp_path / "specs.jsonl"
     specs_file.write_text("\n".join(s.to_json() for s in specs))
     env = {**os.environ, "PYTHONHASHSEED": "0", **sandbox_env(tmp_path / "sandbox")}
@@ -523,7 +523,7 @@ def test_tracked_class_is_importable_by_full_name(name: str) -> None:
     assert tracked_class(expert) is cls and tracked_class(cls) is cls
     assert issubclass(cls, expert) and issubclass(cls, RecorderMixin)
     assert type(cls) is type(expert)  # same metaclass (ABCMeta for most experts)
-    assert cls.__name__ == expert.__name__ == name  # same agent ids as the untracked expert
+    assert cls.__name__ == expert.__name__ == path.rpartition(".")[2]  # same agent ids as the expert
     assert cls.__module__ == "hrlxf_core.sim.tracked"
     assert expert_path_of(cls) == path and expert_path_of(expert) == path
     assert get_class(tracked_class_path(path)) is cls
@@ -584,11 +584,17 @@ def test_tracked_alias_round_trips_and_survives_negmas_name_mangling(parts: list
 
 
 def test_known_agent_paths_are_exact() -> None:
+    from scml_agents import get_agents
+
     for name, path in KNOWN_AGENTS.items():
         cls = load_class(path)
-        assert f"{cls.__module__}.{cls.__qualname__}" == path and cls.__name__ == name
+        assert f"{cls.__module__}.{cls.__qualname__}" == path
+        assert cls.__name__ == name or (name, cls.__name__) == ("HeyStd", "Std")  # team 21800's class
         assert resolve_agent(name) == AgentSpec(name=name, class_path=path)
         assert resolve_agent(path) == AgentSpec(name=name, class_path=path)  # full path -> short name
+    # the 2026 std finalists, as scml-agents lists them, are all on the roster
+    finalists = set(get_agents(2026, track="std", finalists_only=True, as_class=False))
+    assert finalists and finalists <= set(KNOWN_AGENTS.values())
 
 
 def test_unknown_name_lists_the_known_names() -> None:

@@ -60,7 +60,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-DEFAULT_ROSTER: tuple[str, ...] = tuple(KNOWN_AGENTS)
+#: The default collection roster: the 2024 and 2025 finalists, PenguinAgent and the fillers. The
+#: 2026 finalists are on the roster (``KNOWN_AGENTS``) and tracked like the others, but joining
+#: the default draw changes every new partition's draw key, so that waits for the teacher study.
+DEFAULT_ROSTER: tuple[str, ...] = tuple(n for n in KNOWN_AGENTS if "scml2026" not in KNOWN_AGENTS[n])
 
 #: Where worlds run: ``auto`` = Ray when the ``scale`` extra is installed, else the local pool.
 BACKENDS: tuple[str, ...] = ("auto", "local", "ray")

@@ -26,6 +26,14 @@ KNOWN_AGENTS: dict[str, str] = {
     "DogAgent": "scml_agents.scml2024.standard.team_181.dogagent.DogAgent",
     "AX": "scml_agents.scml2024.standard.team_178.ax.AX",
     "QuickDecisionAgent": "scml_agents.scml2024.standard.teamyuzuru.quick_decision_agent.QuickDecisionAgent",
+    # 2026 finalists (scml-agents 0.5.2: get_agents(2026, track="std", finalists_only=True)); the
+    # class of team 21800 is called just ``Std``: its roster name is the team's own, "heystd"
+    "TakaLinkAgent": "scml_agents.scml2026.standard.team_21282.taka_link_agent.TakaLinkAgent",
+    "COW": "scml_agents.scml2026.standard.team_21303.cow.COW",
+    "SBD": "scml_agents.scml2026.standard.team_21650.sbd_agent.SBD",
+    "HorizonAwareAgent": "scml_agents.scml2026.standard.team_21653.horizon_aware_agent.HorizonAwareAgent",
+    "Rohn": "scml_agents.scml2026.standard.team_21695.rohn.Rohn",
+    "HeyStd": "scml_agents.scml2026.standard.team_21800.hi.std.Std",
     # fillers shipped with scml
     "GreedyStdAgent": "scml.std.agents.greedy.GreedyStdAgent",
     "RandomStdAgent": "scml.std.agents.rand.RandomStdAgent",

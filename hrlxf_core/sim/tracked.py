@@ -351,6 +351,9 @@ def __getattr__(name: str) -> type:
         return tracked_class(_path_from_alias(name))
     if name in KNOWN_AGENTS:  # get_full_type_name() gives module + __name__
         return tracked_class(KNOWN_AGENTS[name])
+    for path in KNOWN_AGENTS.values():  # a roster class whose name is not its roster name (HeyStd)
+        if path.rpartition(".")[2] == name:
+            return tracked_class(path)
     for cls in _REGISTRY.values():
         if cls.__name__ == name:
             return cls
