@@ -13,7 +13,7 @@ the world presents threads. Per round:
    crashes because of a layer.
 
 Counters (``hrlxf_stats()``): decisions, actions clip changed, fallbacks, realised safety
-violations (agreements that pushed a limit below zero that was not below zero before: must stay
+violations (agreements that broke L1's invariant at their delivery offset, which held before: must stay
 0), and decision latency.
 """
 

@@ -59,8 +59,8 @@ SELL_PRICE_FACTOR = 1.05
 
 #: (R1) Units a day may be sold beyond its sellable stock, in lines, by the level of the seller.
 #: Derived from the experts' logs (``python -m hrlxf_core.l1_exposure``, docs/l1.md): the smallest
-#: allowance, in steps of 0.25 line, under which at most 5 % of the experts' sell actions at that
-#: level would be refused (100 full-length worlds: first level 4.6 % at 0.5, middle 4.5 % at 0.25).
+#: allowance, in steps of 0.25 line, under which at most 6 % of the experts' sell actions at that
+#: level would be refused (100 full-length worlds: first level 5.3 % at 0.5, middle 5.9 % at 0.25).
 SELL_ALLOWANCE_LINES: dict[str, float] = {"first": 0.5, "middle": 0.25}
 
 

@@ -258,3 +258,34 @@ def test_import_adopts_a_partition_folder_and_parses_it(materialized, tmp_path: 
     bad = subprocess.run([*cmd, str(tmp_path), "nope", *flags], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "collection.json not found" in bad.stdout
     assert "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_sell_needs_match_clip_and_the_refusal_table_is_monotone(materialized) -> None:
+    """The L1 allowance's measurement (hrlxf_core.l1_exposure) on a real partition: one row per
+    expert sell action; an action whose need is within the allowance passes (R1) by definition of
+    q_sell, so clip() refuses or cuts only actions that need more (or that B_free cannot fund);
+    refusal shares fall as the allowance grows, and the chosen allowance meets the target."""
+    from hrlxf_core.l1_exposure import ALLOWANCES, REFUSAL_TARGET, chosen_allowance, refusal_table, sell_needs
+    from hrlxf_core.l1_safety import SELL_ALLOWANCE_LINES
+
+    data, _ = materialized
+    tables = load_partition(data / "tournament_logs" / "tiny", EXPERTS)
+    needs = sell_needs(tables)
+    micro = pl.read_parquet(data / "micro_samples" / "tiny" / MICRO_FILE)
+    sells = micro.filter(~pl.col("is_buyer") & (pl.col("action_kind") != "end"))
+    assert needs.height == sells.height > 0
+    # L1 changed or forbade each expert sell whose need exceeds its level's allowance
+    joined = sells.sort(["world_id", "agent_id", "day", "seq"]).with_columns(
+        pl.Series("need", needs["need_lines"].to_numpy())
+    )
+    for level, allowance in SELL_ALLOWANCE_LINES.items():
+        over = joined.filter((pl.col("level") == level) & (pl.col("need") > allowance + 1e-9))
+        assert (over["l1_changed"] | over["l1_forbidden"]).all()
+    table = refusal_table(needs)
+    for r in table.iter_rows(named=True):
+        shares = [r[f"a={a:g}"] for a in ALLOWANCES]
+        assert all(x >= y for x, y in zip(shares, shares[1:], strict=False))
+        assert r["sells_ahead"] == shares[0]
+    for level, a in chosen_allowance(table).items():
+        row = table.filter(pl.col("level") == level).row(0, named=True)
+        assert row[f"a={a:g}"] <= REFUSAL_TARGET or a == ALLOWANCES[-1]
