@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from hrlxf_core.datasets.expert_clip import LEVELS as LEVEL_NAMES
+from hrlxf_core.datasets.expert_clip import level_class
 from hrlxf_core.sim.collect import CollectionResult, run_specs
 from hrlxf_core.sim.l1_guard import FILTER_SUFFIX, guarded_class_path
 from hrlxf_core.sim.roster import FILLER_AGENTS, KNOWN_AGENTS, resolve_agent
@@ -78,8 +80,8 @@ def contender_slot(name: str, cfg: EvalConfig) -> tuple[str, dict[str, Any] | No
 
 
 def level_name(level: int, n_processes: int) -> str:
-    """first / middle / last of a production level."""
-    return "first" if level == 0 else "last" if level == n_processes - 1 else "middle"
+    """first / middle / last of a production level (the datasets' ``level_class``)."""
+    return str(level_class(np.array([level == 0]), np.array([level == n_processes - 1]))[0])
 
 
 def balanced_levels(n_contenders: int, n_processes: int, position: int, perm: list[int]) -> list[int]:
@@ -216,9 +218,6 @@ def per_world_scores(out_dir: Path) -> pl.DataFrame:
             "status": pl.String,
         },
     )
-
-
-LEVEL_NAMES = ("first", "middle", "last")
 
 
 def balanced_mean(scores: np.ndarray, levels: np.ndarray) -> tuple[float, float]:

@@ -144,12 +144,17 @@ class L1GuardMixin:
         day = int(self.awi.current_step)  # type: ignore[attr-defined]
         g["outstanding"][negotiator_id] = (buyer, float(offer[0]), int(offer[1]) - day, float(offer[2]))
 
-    def _count(self, changed: bool, forbidden: bool, t0: float) -> None:
+    def _check(self, negotiator_id: str, state: Any, offer: Any) -> tuple[tuple[int, int, int] | None, bool]:
+        """Clip one action (``_guard``) and count it: (clipped offer or None, changed or forbidden)."""
+        t0 = time.perf_counter()
+        clipped, changed = self._guard(negotiator_id, state, offer)
+        forbidden = clipped is None
         st = self._g()["stats"]
         st["decisions"] += 1
         st["clip_changed"] += int(changed and not forbidden)
         st["forbidden"] += int(forbidden)
         st["latency_ms"].append((time.perf_counter() - t0) * 1000.0)
+        return clipped, changed or forbidden
 
     # -- hooks ------------------------------------------------------------------------------------
     def init(self) -> None:
@@ -168,17 +173,14 @@ class L1GuardMixin:
         self._book(negotiator_id, None)  # the partner answered our last offer with its own
         if getattr(resp, "response", resp) != ResponseType.ACCEPT_OFFER:
             return resp
-        t0 = time.perf_counter()
         try:
             offer = state.current_offer
-            clipped, changed = self._guard(negotiator_id, state, offer)
-            forbidden = clipped is None
-            self._count(changed, forbidden, t0)
-            if not self._hrlxf_l1_enforce or not (changed or forbidden):
+            clipped, altered = self._check(negotiator_id, state, offer)
+            if not self._hrlxf_l1_enforce or not altered:
                 # accepted: reserved until the agreement reaches the AWI (on_negotiation_success)
                 self._book(negotiator_id, tuple(offer))
                 return resp
-            if forbidden:
+            if clipped is None:
                 return ResponseType.END_NEGOTIATION
             self._g()["stash"][negotiator_id] = clipped
             return ResponseType.REJECT_OFFER
@@ -197,12 +199,9 @@ class L1GuardMixin:
         if raw is None:
             self._book(negotiator_id, None)
             return offer
-        t0 = time.perf_counter()
         try:
-            clipped, changed = self._guard(negotiator_id, state, raw)
-            forbidden = clipped is None
-            self._count(changed, forbidden, t0)
-            if not self._hrlxf_l1_enforce or not (changed or forbidden):
+            clipped, altered = self._check(negotiator_id, state, raw)
+            if not self._hrlxf_l1_enforce or not altered:
                 self._book(negotiator_id, tuple(raw))
                 return offer
             self._book(negotiator_id, clipped)
