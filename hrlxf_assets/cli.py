@@ -52,11 +52,13 @@ def run_demo(partition: str, profile: str, log=print) -> int:
     steps: list[tuple[list[str], str | None, dict]] = [
         (["tournament_logs", "macro_samples", "micro_samples"], partition,
          {"tournament_logs": {"config": {"profile": profile}}}),
+        (["teacher_table"], None, {}),
         (["l2_model"], None, {}),
         (["micro_samples_goal_hat"], partition, {}),
         (["l3_model"], None, {}),
         (["l4_distill_set"], partition, {}),
         (["l4_model"], None, {}),
+        (["policy_selection"], None, {"policy_selection": {"config": {"n_worlds": 2}}} if profile == "smoke" else {}),
         (["agent_evaluation"], None, {"agent_evaluation": {"config": {"n_worlds": 2}}} if profile == "smoke" else {}),
     ]  # fmt: skip
     keys = (
@@ -153,7 +155,14 @@ def _materialize(assets: list[str], partition: str | None, ops: dict, log=print)
 
 
 def run_train(
-    max_epochs: int, l3_epochs: int | None, awr_epochs: int, device: str, batch_size: int = 256, log=print
+    max_epochs: int,
+    l3_epochs: int | None,
+    awr_epochs: int,
+    device: str,
+    batch_size: int = 256,
+    teacher_weighting: str = "uniform",
+    l2_teacher_weighting: str = "uniform",
+    log=print,
 ) -> int:
     """Train the models in the seed's order on every materialized partition."""
     import dagster as dg
@@ -170,7 +179,10 @@ def run_train(
         log("hrlxf train: no partition with micro samples; run hrlxf collect first")
         return 1
     cfg = {"max_epochs": max_epochs, "device": device, "batch_size": batch_size}
-    steps = [(["l2_model"], None, {"l2_model": {"config": cfg}})]
+    steps = [(["teacher_table"], None, {})]
+    steps += [
+        (["l2_model"], None, {"l2_model": {"config": {**cfg, "teacher_weighting": l2_teacher_weighting}}})
+    ]
     steps += [(["micro_samples_goal_hat"], p, {}) for p in parts]
     steps += [
         (
@@ -178,7 +190,12 @@ def run_train(
             None,
             {
                 "l3_model": {
-                    "config": {**cfg, "max_epochs": l3_epochs or max_epochs, "awr_epochs": awr_epochs}
+                    "config": {
+                        **cfg,
+                        "max_epochs": l3_epochs or max_epochs,
+                        "awr_epochs": awr_epochs,
+                        "teacher_weighting": teacher_weighting,
+                    }
                 }
             },
         )
@@ -189,6 +206,28 @@ def run_train(
         if not _materialize(assets, key, ops, log):
             return 1
     return 0
+
+
+def run_select(
+    n_worlds: int,
+    steps_min: int,
+    steps_max: int,
+    seed: int,
+    workers: int,
+    candidates: dict[str, str],
+    log=print,
+) -> int:
+    """Materialize policy_selection: the current L3 (BC+AWR), its BC checkpoint and ``candidates``
+    play the same short worlds; the best by level-balanced mean becomes the agent's policy."""
+    config = {
+        "n_worlds": n_worlds,
+        "n_steps_min": steps_min,
+        "n_steps_max": steps_max,
+        "seed": seed,
+        "workers": workers,
+        "candidates": candidates,
+    }
+    return 0 if _materialize(["policy_selection"], None, {"policy_selection": {"config": config}}, log) else 1
 
 
 def run_evaluate(
@@ -360,6 +399,30 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--awr-epochs", type=int, default=4)
     tr.add_argument("--device", default="auto")
     tr.add_argument("--batch-size", type=int, default=256)
+    tr.add_argument(
+        "--teacher-weighting",
+        default="uniform",
+        choices=["uniform", "top", "score"],
+        help="outcome weighting of L3's BC samples (uniform = plain BC; top = the 3 best experts per level; "
+        "score = by the agent-world's score)",
+    )
+    tr.add_argument(
+        "--l2-teacher-weighting",
+        default="uniform",
+        choices=["uniform", "top", "score"],
+        help="the same for L2",
+    )
+    sel = sub.add_parser(
+        "select", help="materialize policy_selection: pick the L3 checkpoint that plays best (short worlds)"
+    )
+    sel.add_argument("--n-worlds", type=int, default=6)
+    sel.add_argument("--steps-min", type=int, default=30)
+    sel.add_argument("--steps-max", type=int, default=60)
+    sel.add_argument("--seed", type=int, default=100)
+    sel.add_argument("--workers", type=int, default=2)
+    sel.add_argument(
+        "--candidates", default="", help="further L3 candidates, NAME=PATH,NAME=PATH (the same L2 / L4)"
+    )
     ev = sub.add_parser("evaluate", help="materialize agent_evaluation (HRL modes vs experts, same worlds)")
     ev.add_argument("--n-worlds", type=int, default=20)
     ev.add_argument("--steps-min", type=int, default=50)
@@ -386,7 +449,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         return run_demo(args.partition, args.profile)
     if args.command == "train":
-        return run_train(args.max_epochs, args.l3_epochs, args.awr_epochs, args.device, args.batch_size)
+        return run_train(
+            args.max_epochs,
+            args.l3_epochs,
+            args.awr_epochs,
+            args.device,
+            args.batch_size,
+            args.teacher_weighting,
+            args.l2_teacher_weighting,
+        )
+    if args.command == "select":
+        cands = {}
+        for item in filter(None, args.candidates.split(",")):
+            name, sep, path = item.partition("=")
+            if not sep or not name or not path:
+                print(f"hrlxf select: --candidates item {item!r} is not NAME=PATH", file=sys.stderr)
+                return 2
+            cands[name] = path
+        return run_select(args.n_worlds, args.steps_min, args.steps_max, args.seed, args.workers, cands)
     if args.command == "evaluate":
         procs = None
         if args.processes:

@@ -24,7 +24,7 @@ from hrlxf_core.labels import BUCKET_EDGES, GOAL_NAMES
 from hrlxf_core.sim.roster import DEFAULT_EXPERTS
 from hrlxf_core.training.plots import macro_summary_png, micro_summary_png
 
-CODE_VERSION = "datasets-v3"
+CODE_VERSION = "datasets-v4"
 MACRO_FILE = "macro.parquet"
 MICRO_FILE = "micro.parquet"
 #: Target of the expert clip rate, per level × role (DESIGN §6.2).

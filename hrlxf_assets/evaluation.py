@@ -8,8 +8,8 @@ from pydantic import Field
 
 from hrlxf_assets.automation import follow_on_cron
 from hrlxf_assets.lineage import png_markdown
-from hrlxf_assets.models import current_checkpoint, l2_model, l3_model, l4_model
 from hrlxf_assets.resources import DataStore
+from hrlxf_assets.selection import policy_selection
 from hrlxf_core.evaluation import (
     DEFAULT_CONTENDERS,
     HRL_PREFIX,
@@ -20,6 +20,7 @@ from hrlxf_core.evaluation import (
     summarise,
 )
 from hrlxf_core.io import write_parquet_atomic
+from hrlxf_core.selection import SELECTION_FILE, selected_policy
 from hrlxf_core.sim.l1_guard import FILTER_SUFFIX
 
 CODE_VERSION = "evaluation-v2"
@@ -61,7 +62,7 @@ def _per_world_md(per_world, out) -> str:
 
 
 @dg.asset(
-    deps=[l2_model, l3_model, l4_model],
+    deps=[policy_selection],
     automation_condition=follow_on_cron(),
     group_name="evaluation",
     kinds={"python", "parquet"},
@@ -73,9 +74,13 @@ def agent_evaluation(
     context: dg.AssetExecutionContext, config: EvaluationConfig, data_store: DataStore
 ) -> dg.MaterializeResult:
     t0 = time.perf_counter()
-    checkpoints = {
-        k[:2]: str(current_checkpoint(data_store, k)) for k in ("l2_model", "l3_model", "l4_model")
-    }
+    chosen = selected_policy(data_store.root())
+    if chosen is None:
+        raise dg.Failure(
+            f"agent_evaluation: no policy chosen by play ({data_store.root() / SELECTION_FILE} missing): "
+            "materialize policy_selection first"
+        )
+    checkpoints = {k: chosen[k] for k in ("l2", "l3", "l4")}
     cfg = EvalConfig(
         contenders=tuple(config.contenders),
         n_worlds=config.n_worlds,
@@ -105,6 +110,7 @@ def agent_evaluation(
             "worlds_failed": res.n_failed,
             "worlds_timed_out": res.n_timed_out,
             "checkpoints": dg.MetadataValue.json(checkpoints),
+            "selected_by_play": chosen.get("winner", ""),
             # agreements that broke L1's invariant, of the contenders that play behind L1 (the HRL
             # agent and the <Expert>+L1 ceilings): must be 0; plain experts are only watched
             "unsafe_agreements_behind_l1": int(

@@ -22,6 +22,7 @@ from hrlxf_assets.datasets import MACRO_FILE, MICRO_FILE, DatasetConfig, macro_s
 from hrlxf_assets.lineage import lineage_record, png_markdown, source_files
 from hrlxf_assets.partitions import collection_runs
 from hrlxf_assets.resources import DataStore
+from hrlxf_core.datasets.outcomes import TOP_TEACHERS
 from hrlxf_core.datasets.partition import load_partition
 from hrlxf_core.io import write_parquet_atomic, write_text_atomic
 
@@ -45,6 +46,12 @@ class TrainingConfig(dg.Config):
     lr: float = Field(default=1e-3, description="Learning rate (also applied when a run resumes).")
     seed: int = Field(default=0, description="Seed of initialisation, shuffling and dropout.")
     device: str = Field(default="auto", description="auto / cpu / cuda (bf16 autocast on CUDA).")
+    teacher_weighting: str = Field(
+        default="uniform",
+        description="Outcome weighting of the BC samples: uniform (plain BC), top (only the "
+        f"{TOP_TEACHERS} experts with the best mean score at each level) or score (exp of the "
+        "agent-world's within-level z-score, capped). L4 distils a heuristic teacher: uniform only.",
+    )
 
 
 class L3TrainingConfig(TrainingConfig):
@@ -63,6 +70,7 @@ def _train_cfg(c: TrainingConfig):
         patience=c.patience,
         seed=c.seed,
         device=c.device,
+        teacher_weighting=c.teacher_weighting,
     )
 
 

@@ -29,6 +29,7 @@ from scml.std import StdSyncAgent
 
 from hrlxf_core.agent_layers import make_stack
 from hrlxf_core.datasets.micro import HIST_FEATURES, HIST_LEN, OP_ACCEPT, OP_OFFER
+from hrlxf_core.expert_inputs import expert_features
 from hrlxf_core.l1_safety import (
     ReservedLimits,
     Threads,
@@ -154,6 +155,7 @@ def plan_round(
         "goal": goal_rows,
         "hist": np.stack([h for h, _ in hist]),
         "hist_len": np.array([n for _, n in hist]),
+        "x_expert": expert_features(rows, th.is_buyer),
     }
     # is the partner's offer safe as it stands (clip would not change it)?
     offer_clip = clip_action(rows, limits, th, cols["recv_q"], cols["recv_delta"], cols["recv_p"], mask)

@@ -147,7 +147,8 @@ def make_stack(
     device: str = "cpu",
 ) -> Any:
     """The layer stack of ``mode``; neural mode resolves checkpoints by path or from a data
-    directory's ``<asset>/current.json`` and fails here (at construction) when one is missing
+    directory: its ``policy_selection/current.json`` (the policy chosen by play) when there is
+    one, else each model's ``<asset>/current.json``. It fails here (at construction) when one is missing
     or does not fit the code."""
     if mode == "l1":
         return L1Stack()
@@ -156,6 +157,12 @@ def make_stack(
     if mode != "neural":
         raise ValueError(f"unknown LitaAgentHRL mode {mode!r}; choose one of {MODES}")
     paths = {"l2_model": l2_path, "l3_model": l3_path, "l4_model": l4_path}
+    if checkpoints_dir is not None and all(p is None for p in paths.values()):
+        from hrlxf_core.selection import selected_policy
+
+        chosen = selected_policy(checkpoints_dir)  # the policy chosen by play, when there is one
+        if chosen is not None:
+            return NeuralStack(Path(chosen["l2"]), Path(chosen["l3"]), Path(chosen["l4"]), device)
     for asset, p in list(paths.items()):
         if p is None:
             if checkpoints_dir is None:

@@ -36,10 +36,17 @@ DEFAULT_CONTENDERS = (
     "LitaAgentHRL-heuristic",
     "LitaAgentHRL-l1",
     "PenguinAgent",
+    "PenguinAgent+L1",
     "AS0",
     "XenoSotaAgent",
     "UltraSuperMiracleSoraFinalAgentZ",
-    "PenguinAgent+L1",
+    # the 2026 std finalists (scml-agents 0.5.2)
+    "HorizonAwareAgent",
+    "Rohn",
+    "SBD",
+    "HeyStd",
+    "TakaLinkAgent",
+    "COW",
 )
 
 
@@ -57,6 +64,9 @@ class EvalConfig:
     workers: int = 2
     checkpoints_dir: str | None = None  # data dir holding <model>/current.json (neural mode)
     checkpoints: dict[str, str] = field(default_factory=dict)  # or explicit l2/l3/l4 paths
+    #: named checkpoint sets: contender ``LitaAgentHRL-neural:<name>`` plays variants[name]
+    #: ({"l2": path, "l3": path, "l4": path}); model selection by play compares them
+    variants: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def contender_slot(name: str, cfg: EvalConfig) -> tuple[str, dict[str, Any] | None]:
@@ -67,6 +77,13 @@ def contender_slot(name: str, cfg: EvalConfig) -> tuple[str, dict[str, Any] | No
     behind an L1 *watch* that only counts what L1 would have changed (comparable counters)."""
     if name.startswith(HRL_PREFIX):
         mode = name[len(HRL_PREFIX) :]
+        if mode.startswith("neural:"):
+            tag = mode.split(":", 1)[1]
+            if tag not in cfg.variants:
+                raise ValueError(
+                    f"contender {name!r}: no checkpoint set {tag!r} (known: {sorted(cfg.variants)})"
+                )
+            return AGENT_PATH, {"mode": "neural", **{f"{k}_path": v for k, v in cfg.variants[tag].items()}}
         params: dict[str, Any] = {"mode": mode}
         if mode == "neural":
             if cfg.checkpoints:

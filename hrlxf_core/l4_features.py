@@ -2,13 +2,14 @@
 
 They are built only from quantities that both the live agent and the offline pipeline have
 (the observation, the L1 limits and baseline of each thread, the thread's latest offer and
-progress), so the distillation set and the online coordinator see the same inputs.
+progress, and the quantities the experts decide on: ``hrlxf_core.expert_inputs``), so the distillation set and the online coordinator see the same inputs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from hrlxf_core.expert_inputs import EXPERT_FEATURE_NAMES, expert_features
 from hrlxf_core.l1_safety import Baseline, L1Limits, Threads, market_price, role_safe
 from hrlxf_core.labels import GOAL_DIM, hard_bucket
 from hrlxf_core.normalization import FEATURE_CLIP, INVENTORY_DAYS_NORM, ROUNDS_NORM, THREADS_NORM
@@ -30,6 +31,7 @@ THREAD_FEATURE_NAMES = (
     "safe_q_at_delta",
     "goal_q_gap",
     *(f"temporal_{i}" for i in range(N_TEMPORAL)),
+    *(f"expert_{n}" for n in EXPERT_FEATURE_NAMES),
 )
 N_THREAD = len(THREAD_FEATURE_NAMES)
 N_GLOBAL = N_STATIC + 2 + GOAL_DIM
@@ -78,7 +80,7 @@ def thread_features(
         safe / (nl * INVENTORY_DAYS_NORM),
         goal_q - np.where(has, finite(offer_q) / nl, 0.0),
     ]
-    feats = np.concatenate([np.stack(cols, axis=1), temporal], axis=1)
+    feats = np.concatenate([np.stack(cols, axis=1), temporal, expert_features(obs, threads.is_buyer)], axis=1)
     return np.clip(feats, -FEATURE_CLIP, FEATURE_CLIP)
 
 

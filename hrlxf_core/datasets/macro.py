@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from hrlxf_core.datasets.expert_clip import level_class
 from hrlxf_core.datasets.offline_obs import DAY_KEY, _group_ids, observation_from_day_states
+from hrlxf_core.datasets.outcomes import daily_profit
 from hrlxf_core.datasets.partition import PartitionTables
 from hrlxf_core.labels import GOAL_DIM, v2_goals
 from hrlxf_core.state import N_STATIC, N_TEMPORAL, K, build_state, needed_sales, needed_supplies
@@ -26,6 +28,9 @@ MACRO_SCHEMA: dict[str, pl.DataType] = {
     "x_role": pl.Array(pl.Float32, 2),
     "goal": pl.Array(pl.Float32, GOAL_DIM),
     "goal_mask": pl.Array(pl.Float32, GOAL_DIM),
+    "level": pl.String,  # first / middle / last
+    "agent_score": pl.Float32,  # the agent's score in its world (outcome weighting; never an input)
+    "profit": pl.Float32,  # the day's realised profit / initial balance (never an input)
 }
 
 
@@ -85,6 +90,9 @@ def build_macro(tables: PartitionTables) -> pl.DataFrame:
         intents["sent_q"].to_numpy()[ik],
         intents["sent_p"].to_numpy()[ik],
     )
+    outcome = ds.select(DAY_KEY).join(
+        daily_profit(ds, tables.worlds), on=DAY_KEY, how="left", maintain_order="left"
+    )
     out = pl.DataFrame(
         {
             "world_id": ds["world_id"],
@@ -97,6 +105,9 @@ def build_macro(tables: PartitionTables) -> pl.DataFrame:
             "x_role": state.x_role.astype(np.float32),
             "goal": goal.astype(np.float32),
             "goal_mask": mask.astype(np.float32),
+            "level": level_class(ds["is_first_level"].to_numpy(), ds["is_last_level"].to_numpy()),
+            "agent_score": outcome["agent_score"],
+            "profit": outcome["profit"],
         }
     )
     return out.select([pl.col(c).cast(t) for c, t in MACRO_SCHEMA.items()])

@@ -15,7 +15,9 @@ import polars as pl
 from hrlxf_core.constants import N_OFFSETS
 from hrlxf_core.datasets.expert_clip import action_kind, expert_clip, level_class
 from hrlxf_core.datasets.offline_obs import _group_ids, decision_threads
+from hrlxf_core.datasets.outcomes import daily_profit
 from hrlxf_core.datasets.partition import PartitionTables
+from hrlxf_core.expert_inputs import N_EXPERT, expert_features
 from hrlxf_core.l1_safety import baseline, l1_limits, market_price, role_safe, time_mask
 from hrlxf_core.labels import GOAL_DIM
 from hrlxf_core.normalization import INVENTORY_DAYS_NORM
@@ -66,40 +68,15 @@ MICRO_SCHEMA: dict[str, pl.DataType] = {
     "res_q": pl.Float32,
     "res_p": pl.Float32,
     "delta_label": pl.Int32,
-    "reward": pl.Float32,  # outcome of the thread (AWR only; never an input)
+    "reward": pl.Float32,  # AWR return: the agent-day's discounted profit-to-go (never an input)
+    "agent_score": pl.Float32,  # the agent's score in its world (outcome weighting; never an input)
     "level": pl.String,  # first / middle / last (the L1 clip rate is reported by level)
     "action_kind": pl.String,  # accept / counter / open / end
     "l1_changed": pl.Boolean,  # clip() would change the expert's action (never an input)
     "l1_forbidden": pl.Boolean,  # clip() would refuse it (never an input)
     "goal": pl.Array(pl.Float32, GOAL_DIM),
+    "x_expert": pl.Array(pl.Float32, N_EXPERT),
 }
-
-#: Weight of the price advantage in the AWR reward (see ``thread_reward``).
-REWARD_PRICE_WEIGHT = 1.0
-
-
-def thread_reward(
-    is_buyer: np.ndarray,
-    agreed: np.ndarray,
-    q: np.ndarray,
-    p: np.ndarray,
-    market: np.ndarray,
-    n_lines: np.ndarray,
-) -> np.ndarray:
-    """Reward of a decision for AWR: the outcome of its thread.
-
-    r = (q / n_lines) · (1 + w · s · (market − p) / market) for an agreement (s = +1 buying,
-    −1 selling), 0 when the thread fails. Why: a std factory earns by turning inputs into sold
-    output, so volume agreed is what an expert negotiates for (failing costs shortfall
-    penalties and idle lines), and among agreements a better price relative to the trading
-    price is better. The reward is known only after the thread ends, so it is a label, never
-    an input.
-    """
-    sign = np.where(is_buyer, 1.0, -1.0)
-    r = (q / np.maximum(n_lines, 1e-9)) * (
-        1.0 + REWARD_PRICE_WEIGHT * sign * (market - p) / np.maximum(market, 1e-9)
-    )
-    return np.where(agreed, r, 0.0)
 
 
 def _history(
@@ -168,6 +145,10 @@ def build_micro(tables: PartitionTables) -> pl.DataFrame:
     sent_p = dec["sent_p"].cast(pl.Float64).fill_null(0.0).to_numpy()
     sent_delta = dec["sent_t"].cast(pl.Float64).fill_null(np.nan).to_numpy() - day
     hist, hist_len, hist_last = _history(dec, obs.n_lines, market)
+    key = ["world_id", "agent_id", "day"]
+    outcome = dec.select(key).join(
+        daily_profit(tables.day_states, tables.worlds), on=key, how="left", maintain_order="left"
+    )
     recv_q = dec["recv_q"].cast(pl.Float64)
     has_recv = recv_q.is_not_null().to_numpy()
     kind = action_kind(action, has_recv, has_counter)
@@ -223,19 +204,14 @@ def build_micro(tables: PartitionTables) -> pl.DataFrame:
             "res_q": np.where(has_counter, sent_q - base.q, 0.0),
             "res_p": np.where(has_counter, sent_p - base.p, 0.0),
             "delta_label": np.where(has_counter, np.nan_to_num(sent_delta, nan=-1), -1).astype(np.int32),
-            "reward": thread_reward(
-                threads.is_buyer,
-                (dec["status"] == "agreement").fill_null(False).to_numpy(),
-                dec["agreement_q"].cast(pl.Float64).fill_null(0.0).to_numpy(),
-                dec["agreement_p"].cast(pl.Float64).fill_null(0.0).to_numpy(),
-                market,
-                obs.n_lines,
-            ),
+            "reward": outcome["return_to_go"],
+            "agent_score": outcome["agent_score"],
             "goal": np.zeros((dec.height, GOAL_DIM), dtype=np.float32),
             "level": level_class(dec["is_first_level"].to_numpy(), dec["is_last_level"].to_numpy()),
             "action_kind": kind,
             "l1_changed": changed,
             "l1_forbidden": forbidden,
+            "x_expert": expert_features(obs, threads.is_buyer).astype(np.float32),
         }
     )
     return out.select([pl.col(c).cast(t) for c, t in MICRO_SCHEMA.items()])

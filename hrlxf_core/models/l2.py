@@ -178,8 +178,9 @@ def l2_nll(
     mean: torch.Tensor, log_std: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
     """Gaussian NLL averaged over unmasked entries (``mask`` = macro ``goal_mask``: 0 on the
-    sides the agent cannot trade, whose labels carry no information)."""
-    return masked_mean(gaussian_nll(mean, log_std, target), mask > 0)
+    sides the agent cannot trade, whose labels carry no information; a float mask weighs the
+    entries, e.g. by the outcome weight of their row)."""
+    return masked_mean(gaussian_nll(mean, log_std, target), mask)
 
 
 #: Weight of the L1 term on the mean in :func:`l2_loss`.
@@ -192,12 +193,17 @@ def l2_loss(
     target: torch.Tensor,
     mask: torch.Tensor,
     l1_weight: float = L2_L1_WEIGHT,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """BC loss of L2: masked Gaussian NLL plus ``l1_weight`` × masked L1 error of the mean.
 
     Why the L1 term: with the NLL alone a head can explain a hard dimension by a wide std and
     leave its mean loose; the agent uses the mean as goal_hat, and most goal dims are sparse
     (zero on most days), so the mean is anchored towards the median by the L1 term (measured on
-    smoke data: held-out MAE 0.076 -> 0.070, against 0.085 for the training-mean predictor)."""
-    l1 = masked_mean((mean - target).abs(), mask > 0)
-    return l2_nll(mean, log_std, target, mask) + l1_weight * l1
+    smoke data: held-out MAE 0.076 -> 0.070, against 0.085 for the training-mean predictor).
+    ``weights`` (B,) are per-row outcome weights (``outcomes.teacher_weights``)."""
+    m = (mask > 0).to(mean.dtype)
+    if weights is not None:  # outcome-weighted BC: each row's entries count w times
+        m = m * weights.to(mean.dtype).reshape(-1, 1)
+    l1 = masked_mean((mean - target).abs(), m)
+    return l2_nll(mean, log_std, target, m) + l1_weight * l1

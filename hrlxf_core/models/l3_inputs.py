@@ -14,7 +14,9 @@ Context vector (``L3_CONTEXT_NAMES``), every entry O(1) and clipped to ±FEATURE
   L4's ``safe_q_at_delta``: Q_safe can be many days of production) and B_free / (market·n_lines·10)
   (ten days of production at the market price);
 - the received offer: has_offer, q / n_lines, δ / 10, p / market (0 when there is none);
-- n_lines / N_LINES_NORM and market / PRICE_NORM (the scale the ratios are relative to).
+- n_lines / N_LINES_NORM and market / PRICE_NORM (the scale the ratios are relative to);
+- the quantities the experts decide on (``hrlxf_core.expert_inputs``: today's needs, commitments
+  and production plan by δ, the offers on the table), in days of production.
 
 Residual targets are ``[res_q / n_lines, res_p / market]`` clipped to ``RESIDUAL_BOUNDS``; the
 inverse, :func:`residual_to_offer`, turns a predicted residual back into an (unclipped) offer.
@@ -29,6 +31,7 @@ import numpy as np
 
 from hrlxf_core.constants import N_OFFSETS
 from hrlxf_core.datasets.micro import HIST_FEATURES, HIST_LEN, OP_ACCEPT, OP_END, OP_NAMES, OP_OFFER
+from hrlxf_core.expert_inputs import EXPERT_FEATURE_NAMES, N_EXPERT
 from hrlxf_core.labels import GOAL_DIM, GOAL_NAMES
 from hrlxf_core.normalization import (
     FEATURE_CLIP,
@@ -58,6 +61,7 @@ L3_CONTEXT_NAMES: tuple[str, ...] = (
     "recv_p",
     "n_lines",
     "market_price",
+    *(f"expert_{n}" for n in EXPERT_FEATURE_NAMES),
 )
 N_CONTEXT = len(L3_CONTEXT_NAMES)
 #: Micro columns read by :func:`l3_context`.
@@ -78,6 +82,7 @@ CONTEXT_COLUMNS: tuple[str, ...] = (
     "recv_p",
     "n_lines",
     "market_price",
+    "x_expert",
 )
 #: Bounds of the normalised residual [Δq / n_lines, Δp / market]: the model's mean is
 #: soft-bounded to them and targets are clipped to them. Δq can be large (the buy baseline is
@@ -143,6 +148,7 @@ def l3_context(cols: Mapping[str, Any] | Any) -> np.ndarray:
         np.where(has, _f(cols, "recv_p") / market, 0.0)[:, None],
         (nl / N_LINES_NORM)[:, None],
         (market / PRICE_NORM)[:, None],
+        _f(cols, "x_expert", N_EXPERT),
     ]
     ctx = np.concatenate(parts, axis=1)
     ctx = np.clip(finite(ctx, nan=0.0), -FEATURE_CLIP, FEATURE_CLIP)

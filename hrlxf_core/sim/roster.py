@@ -40,13 +40,20 @@ KNOWN_AGENTS: dict[str, str] = {
     "SyncRandomStdAgent": "scml.std.agents.rand.SyncRandomStdAgent",
 }
 
-#: The experts whose logs feed training by default: the 2024 winner and the 2025 finalists.
+#: The experts whose logs feed training by default: the 2024 winner, the 2025 and the 2026
+#: finalists (which of them teach is then decided by outcome, ``outcomes.teacher_weights``).
 DEFAULT_EXPERTS: tuple[str, ...] = (
     "PenguinAgent",
     "AS0",
     "XenoSotaAgent",
     "UltraSuperMiracleSoraFinalAgentZ",
     "PriceTrendStdAgent",
+    "TakaLinkAgent",
+    "COW",
+    "SBD",
+    "HorizonAwareAgent",
+    "Rohn",
+    "HeyStd",
 )
 
 #: Fillers placed in the non-competitor slots of a world, as anac2024_std does (DefaultAgentsStd).

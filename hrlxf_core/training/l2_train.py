@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from hrlxf_core.datasets.outcomes import expert_name, teacher_weights
 from hrlxf_core.labels import GOAL_DIM, GOAL_NAMES
 from hrlxf_core.models.l2 import L2Config, L2Net, l2_loss
 from hrlxf_core.models.schema import jsonable
@@ -53,13 +54,55 @@ def macro_arrays(files: Sequence[Path]) -> dict[str, np.ndarray]:
         "x_role": df["x_role"].to_numpy().reshape(n, -1).astype(np.float32),
         "goal": df["goal"].to_numpy().reshape(n, -1).astype(np.float32),
         "goal_mask": df["goal_mask"].to_numpy().reshape(n, -1).astype(np.float32),
-        "world_id": df["world_id"].to_numpy().astype(str),
+        **outcome_arrays(df),
     }
+
+
+def outcome_arrays(df: pl.DataFrame) -> dict[str, np.ndarray]:
+    """What outcome weighting needs of each sample (never a model input): its world, its
+    (world, agent) key, the expert's roster name, its level and its world score."""
+    return {
+        "world_id": df["world_id"].to_numpy().astype(str),
+        "world_agent": (df["world_id"] + "/" + df["agent_id"]).to_numpy().astype(str),
+        "expert": np.array([expert_name(t) for t in df["agent_type"].to_list()], dtype=str),
+        "level": df["level"].to_numpy().astype(str),
+        "agent_score": df["agent_score"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+    }
+
+
+#: Keys of :func:`outcome_arrays` (never given to a model).
+OUTCOME_KEYS = ("world_id", "world_agent", "expert", "level", "agent_score")
+
+
+def weighted_splits(
+    arrays: dict[str, np.ndarray], weighting: str, log: Callable[[str], None] = print
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray], dict[str, Any]]:
+    """Split by world, attach each sample's outcome weight as ``sample_weight`` and drop the
+    samples weighted 0 (the ``top`` filter), in every split alike.
+
+    Returns (model arrays per split, the world split, a summary for the checkpoint's metrics)."""
+    split = split_indices(np.asarray(arrays["world_id"]))
+    w = teacher_weights(
+        arrays["expert"], arrays["level"], arrays["agent_score"], arrays["world_agent"], weighting
+    )
+    sub: dict[str, dict[str, np.ndarray]] = {}
+    kept: dict[str, int] = {}
+    for s, idx in split.items():
+        idx = idx[w[idx] > 0]
+        kept[s] = len(idx)
+        sub[s] = {k: np.asarray(v[idx]) for k, v in arrays.items() if k not in OUTCOME_KEYS}
+        sub[s]["sample_weight"] = w[idx]
+    teachers = sorted({str(e) for e in arrays["expert"][w > 0]})
+    info = {"weighting": weighting, "rows_kept": kept, "rows_total": int(len(w)), "teachers": teachers}
+    log(f"[weights] {weighting}: kept {kept} of {len(w):,} rows; teachers {teachers}")
+    return sub, split, info
 
 
 def _l2_loss(model: torch.nn.Module, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     mean, log_std = model(b["x_static"], b["x_temporal"], b["x_role"])
-    return l2_loss(mean.float(), log_std.float(), b["goal"], b["goal_mask"]), {}
+    w = b.get("sample_weight")
+    loss = l2_loss(mean.float(), log_std.float(), b["goal"], b["goal_mask"], weights=w)
+    return loss, {"loss": float(loss.detach())}
 
 
 def _predict(
@@ -121,24 +164,23 @@ def train_l2(
         "l2", macro_files, schema_hash(feature_schema("l2")), work_dir / "prepared", macro_arrays
     )
     log(f"[l2] {len(arrays['goal']):,} macro samples ({'reused' if reused else 'prepared'} {pdir})")
-    split = split_indices(np.asarray(arrays["world_id"]))
-    sub = {
-        s: {k: np.asarray(v[idx]) for k, v in arrays.items() if k != "world_id"} for s, idx in split.items()
-    }
+    sub, split, weighting = weighted_splits(arrays, cfg.teacher_weighting, log)
     if len(sub["train"]["goal"]) == 0 or len(sub["val"]["goal"]) == 0:
         raise ValueError(
             f"L2 needs worlds in train and validation splits; got {[len(i) for i in split.values()]} rows"
         )
     torch.manual_seed(cfg.seed)
     model = L2Net(model_cfg)
-    run_dir = run_dir_for(work_dir, "l2", pdir, asdict(model_cfg))
+    run_dir = run_dir_for(work_dir, "l2", pdir, asdict(model_cfg), cfg.run_key())
     res = fit(model, sub["train"], sub["val"], _l2_loss, cfg, run_dir / "bc", "l2", asdict(model_cfg), log)
     device = resolve_device(cfg.device)
     eval_split = "test" if len(sub["test"]["goal"]) else "val"
     pred = _predict(model, sub[eval_split], device)
     train_mean = _masked_mean(sub["train"]["goal"], sub["train"]["goal_mask"])
     metrics = l2_metrics(pred, sub[eval_split]["goal"], sub[eval_split]["goal_mask"], train_mean)
-    metrics.update(eval_split=eval_split, best_epoch=res.best_epoch, best_val_nll=res.best_val)
+    metrics.update(
+        eval_split=eval_split, best_epoch=res.best_epoch, best_val_nll=res.best_val, weighting=weighting
+    )
     sha = save_checkpoint(
         out_path, _payload(model, model_cfg, metrics, lineage, res.history, "l2", train_mean)
     )
@@ -156,11 +198,20 @@ def train_l2(
     )
 
 
-def run_dir_for(work_dir: Path, kind: str, prepared_dir: Path, model_config: dict[str, Any]) -> Path:
-    """Checkpoints of a training run live under (data, architecture): relaunching on the same data
-    resumes; new data or another architecture starts afresh (never resumes foreign weights)."""
-    arch = schema_hash({"model_config": model_config})[:8]
-    return work_dir / "runs" / kind / f"{prepared_dir.name}-{arch}"
+def run_dir_for(
+    work_dir: Path,
+    kind: str,
+    prepared_dir: Path,
+    model_config: dict[str, Any],
+    train_key: dict[str, Any],
+) -> Path:
+    """Checkpoints of a training run live under (data, architecture, training config): relaunching
+    the same config on the same data resumes; new data, another architecture or any other knob
+    (seed, batch size, weight decay, lr, epochs, weighting: ``TrainConfig.run_key``, plus what the
+    caller adds, e.g. AWR's epochs) starts afresh, so no knob is silently ignored and foreign
+    weights are never resumed."""
+    key = schema_hash({"model_config": model_config, "train": train_key})[:10]
+    return work_dir / "runs" / kind / f"{prepared_dir.name}-{key}"
 
 
 def _masked_mean(x: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -215,7 +266,7 @@ def reproduce_l2_metrics(path: Path, macro_files: Sequence[Path], work_dir: Path
     arrays, _, _ = prepared(
         "l2", macro_files, schema_hash(feature_schema("l2")), work_dir / "prepared", macro_arrays
     )
-    split = split_indices(np.asarray(arrays["world_id"]))
-    ev = {k: np.asarray(v[split[ck["metrics"]["eval_split"]]]) for k, v in arrays.items() if k != "world_id"}
+    sub, _, _ = weighted_splits(arrays, ck["metrics"]["weighting"]["weighting"], lambda _m: None)
+    ev = sub[ck["metrics"]["eval_split"]]
     pred = _predict(model, ev, torch.device("cpu"))
     return l2_metrics(pred, ev["goal"], ev["goal_mask"], ck["train_mean"].numpy())

@@ -1,12 +1,16 @@
 """L3: behaviour cloning on goal_hat micro samples, then advantage-weighted regression (AWR).
 
-AWR, stated: each decision's return R is its thread's outcome reward
-(``hrlxf_core.datasets.micro.thread_reward``: volume agreed, in days of production, scaled by the
-price advantage over the trading price; 0 for a failed thread). The value head V(s), trained
-jointly with BC on R, is the baseline; the advantage is A = R − V(s). AWR re-weights the BC terms
-of each sample by w = min(exp(A / β), W_MAX), normalised to mean 1, so decisions of the expert
-that led to better-than-expected outcomes are imitated more. β is the standard deviation of A
-(scale-free); W_MAX bounds the variance of the weighted loss.
+Outcome-weighted BC: each sample carries the weight ``outcomes.teacher_weights`` gives its
+agent-world (``TrainConfig.teacher_weighting``: uniform, the top experts per level, or by score);
+samples weighted 0 are dropped from every split.
+
+AWR, stated: each decision's return R is the realised profit of its agent-day, as a discounted
+return-to-go (``hrlxf_core.datasets.outcomes``: R = Σ_k γ^k r_{d+k}, r = the day's balance change
+over the initial balance, γ = 0.9; a world's r sum to its score − 1). The value head V(s),
+trained jointly with BC on R, is the baseline; the advantage is A = R − V(s). AWR re-weights the
+BC terms of each sample by w = min(exp(A / β), W_MAX) × its outcome weight, normalised to mean 1,
+so decisions of the expert that led to better-than-expected profit are imitated more. β is the
+standard deviation of A (scale-free); W_MAX bounds the variance of the weighted loss.
 """
 
 from __future__ import annotations
@@ -23,10 +27,15 @@ import torch
 from hrlxf_core.models.l3 import L3Config, L3Net, l3_bc_loss
 from hrlxf_core.models.l3_inputs import l3_model_inputs, l3_targets
 from hrlxf_core.training.checkpoint import feature_schema, load_model, save_checkpoint, schema_hash
-from hrlxf_core.training.l2_train import TrainedModel, _payload, run_dir_for
+from hrlxf_core.training.l2_train import (
+    TrainedModel,
+    _payload,
+    outcome_arrays,
+    run_dir_for,
+    weighted_splits,
+)
 from hrlxf_core.training.loop import TrainConfig, fit, resolve_device, to_tensors
 from hrlxf_core.training.prepare import prepared
-from hrlxf_core.training.split import split_indices
 
 AWR_W_MAX = 20.0
 INPUT_KEYS = ("hist", "hist_len", "context", "time_mask", "op_mask")
@@ -35,16 +44,16 @@ INPUT_KEYS = ("hist", "hist_len", "context", "time_mask", "op_mask")
 def micro_arrays(files: Sequence[Path]) -> dict[str, np.ndarray]:
     df = pl.concat([pl.read_parquet(f) for f in files], how="vertical")
     out = {**l3_model_inputs(df), **l3_targets(df)}
-    out["returns"] = df["reward"].to_numpy().astype(np.float32)
+    out["returns"] = df["reward"].cast(pl.Float64).fill_null(0.0).to_numpy().astype(np.float32)
     out["base_delta"] = df["base_delta"].to_numpy().astype(np.int64)
-    out["world_id"] = df["world_id"].to_numpy().astype(str)
+    out.update(outcome_arrays(df))
     return out
 
 
 def _loss(model: torch.nn.Module, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     out = model(*(b[k] for k in INPUT_KEYS))
     out = {k: (v.float() if v.is_floating_point() else v) for k, v in out.items()}
-    return l3_bc_loss(out, b, b.get("awr_weight"))
+    return l3_bc_loss(out, b, b.get("awr_weight", b.get("sample_weight")))
 
 
 def _forward_all(
@@ -114,29 +123,38 @@ def train_l3(
         "l3", micro_files, schema_hash(feature_schema("l3")), work_dir / "prepared", micro_arrays
     )
     log(f"[l3] {len(arrays['context']):,} micro samples ({'reused' if reused else 'prepared'} {pdir})")
-    split = split_indices(np.asarray(arrays["world_id"]))
-    sub = {
-        s: {k: np.asarray(v[idx]) for k, v in arrays.items() if k != "world_id"} for s, idx in split.items()
-    }
+    sub, split, weighting = weighted_splits(arrays, bc_cfg.teacher_weighting, log)
     if len(sub["train"]["context"]) == 0 or len(sub["val"]["context"]) == 0:
         raise ValueError(
             f"L3 needs worlds in train and validation splits; got {[len(i) for i in split.values()]} rows"
         )
     torch.manual_seed(bc_cfg.seed)
     model = L3Net(model_cfg)
-    run_dir = run_dir_for(work_dir, "l3", pdir, asdict(model_cfg))
+    run_dir = run_dir_for(
+        work_dir, "l3", pdir, asdict(model_cfg), {**bc_cfg.run_key(), "awr_epochs": awr_epochs}
+    )
     bc = fit(model, sub["train"], sub["val"], _loss, bc_cfg, run_dir / "bc", "l3", asdict(model_cfg), log)
     device = resolve_device(bc_cfg.device)
+    ev_name = "test" if len(sub["test"]["context"]) else "val"
+    majority = int(np.bincount(sub["train"]["op_label"], minlength=3).argmax())
+    bc_path = bc_checkpoint_path(out_path)
+    if awr_epochs > 0:  # the BC policy is a candidate of its own for model selection by play
+        bc_metrics = l3_metrics(_forward_all(model, sub[ev_name], device), sub[ev_name], majority)
+        bc_metrics.update(
+            eval_split=ev_name, bc_best_epoch=bc.best_epoch, bc_best_val=bc.best_val, awr={"epochs": 0},
+            train_op_majority=majority, weighting=weighting, phase="bc",
+        )  # fmt: skip
+        save_checkpoint(bc_path, _payload(model, model_cfg, bc_metrics, lineage, bc.history, "l3"))
     extra = []
     awr_info: dict[str, Any] = {"epochs": 0}
     if awr_epochs > 0:
         v_train = _forward_all(model, sub["train"], device)["value"]
         adv = sub["train"]["returns"] - v_train
         beta = float(adv.std()) or 1.0
-        w = np.minimum(np.exp(adv / beta), AWR_W_MAX)
+        w = np.minimum(np.exp(adv / beta), AWR_W_MAX) * sub["train"]["sample_weight"]
         w = (w / w.mean()).astype(np.float32)
         train_w = {**sub["train"], "awr_weight": w}
-        val_w = {**sub["val"], "awr_weight": np.ones(len(sub["val"]["context"]), np.float32)}
+        val_w = {**sub["val"], "awr_weight": sub["val"]["sample_weight"]}
         awr_cfg = replace(bc_cfg, max_epochs=awr_epochs, lr=bc_cfg.lr * 0.3, warmup_epochs=0)
         awr = fit(model, train_w, val_w, _loss, awr_cfg, run_dir / "awr", "l3", asdict(model_cfg), log)
         extra = [("AWR", awr.history)]
@@ -147,9 +165,7 @@ def train_l3(
             "advantage_mean": float(adv.mean()),
             "best_val": awr.best_val,
         }
-    ev_name = "test" if len(sub["test"]["context"]) else "val"
     pred = _forward_all(model, sub[ev_name], device)
-    majority = int(np.bincount(sub["train"]["op_label"], minlength=3).argmax())
     metrics = l3_metrics(pred, sub[ev_name], majority)
     metrics.update(
         eval_split=ev_name,
@@ -157,6 +173,7 @@ def train_l3(
         bc_best_val=bc.best_val,
         awr=awr_info,
         train_op_majority=majority,
+        weighting=weighting,
     )
     payload = _payload(model, model_cfg, metrics, lineage, bc.history, "l3")
     payload["awr_history"] = extra[0][1] if extra else []
@@ -176,6 +193,11 @@ def train_l3(
     )
 
 
+def bc_checkpoint_path(out_path: Path) -> Path:
+    """Where train_l3 keeps the behaviour-cloned policy before AWR (a selection candidate)."""
+    return out_path.with_name(out_path.stem + "_bc" + out_path.suffix)
+
+
 def load_l3(path: Path, device: str = "cpu") -> tuple[L3Net, dict[str, Any]]:
     return load_model(path, "l3", L3Net, L3Config, device)
 
@@ -185,6 +207,6 @@ def reproduce_l3_metrics(path: Path, micro_files: Sequence[Path], work_dir: Path
     arrays, _, _ = prepared(
         "l3", micro_files, schema_hash(feature_schema("l3")), work_dir / "prepared", micro_arrays
     )
-    split = split_indices(np.asarray(arrays["world_id"]))
-    ev = {k: np.asarray(v[split[ck["metrics"]["eval_split"]]]) for k, v in arrays.items() if k != "world_id"}
+    sub, _, _ = weighted_splits(arrays, ck["metrics"]["weighting"]["weighting"], lambda _m: None)
+    ev = sub[ck["metrics"]["eval_split"]]
     return l3_metrics(_forward_all(model, ev, torch.device("cpu")), ev, ck["metrics"]["train_op_majority"])

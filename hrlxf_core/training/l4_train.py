@@ -52,7 +52,8 @@ def l4_arrays(files: Sequence[Path]) -> dict[str, np.ndarray]:
 
 def _loss(model: torch.nn.Module, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     alpha = model(b["thread_feats"], b["thread_valid"], b["global_feats"]).float()
-    return l4_distill_loss(alpha, b["teacher_alpha"], b["thread_valid"]), {}
+    loss = l4_distill_loss(alpha, b["teacher_alpha"], b["thread_valid"])
+    return loss, {"kl": float(loss.detach())}
 
 
 def _alpha(
@@ -123,7 +124,12 @@ def train_l4(
         )
     torch.manual_seed(cfg.seed)
     model = L4Net(model_cfg)
-    run_dir = run_dir_for(work_dir, "l4", pdir, asdict(model_cfg))
+    if cfg.teacher_weighting != "uniform":
+        raise ValueError(
+            f"l4: teacher_weighting={cfg.teacher_weighting!r} does not apply: L4 distils the heuristic "
+            "teacher's α, not an expert's actions (use 'uniform')"
+        )
+    run_dir = run_dir_for(work_dir, "l4", pdir, asdict(model_cfg), cfg.run_key())
     res = fit(model, sub["train"], sub["val"], _loss, cfg, run_dir / "distill", "l4", asdict(model_cfg), log)
     ev_name = "test" if len(sub["test"]["global_feats"]) else "val"
     metrics = l4_metrics(_alpha(model, sub[ev_name], resolve_device(cfg.device)), sub[ev_name])

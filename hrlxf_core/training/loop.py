@@ -46,6 +46,13 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "auto"  # auto / cpu / cuda
+    #: outcome weighting of the BC samples (``hrlxf_core.datasets.outcomes.WEIGHTINGS``)
+    teacher_weighting: str = "uniform"
+
+    def run_key(self) -> dict[str, Any]:
+        """What decides a run's result: every field but the device. Two launches with the same
+        key on the same data resume one run; any other knob starts a fresh one."""
+        return {k: v for k, v in asdict(self).items() if k != "device"}
 
 
 @dataclass
@@ -93,8 +100,33 @@ def _take(batch: Batch, idx: torch.Tensor) -> Batch:
     return {k: v[idx] for k, v in batch.items()}
 
 
+class _TermMeans:
+    """Row-weighted means of the loss terms a loss function reports (its ``parts``), per epoch.
+
+    Why: the total alone hides which head stops learning (op CE, residual NLL, δ CE, value);
+    every term is logged and plotted. Row counts (``*_rows``) are summed, not averaged."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def add(self, parts: dict[str, float], rows: int) -> None:
+        self.n += rows
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0.0) + (float(v) if k.endswith("_rows") else float(v) * rows)
+
+    def means(self, prefix: str) -> dict[str, float]:
+        n = max(self.n, 1)
+        return {f"{prefix}{k}": (v if k.endswith("_rows") else v / n) for k, v in self.sums.items()}
+
+
 def evaluate_loss(
-    model: torch.nn.Module, data: Batch, loss_fn: LossFn, batch_size: int, device: torch.device
+    model: torch.nn.Module,
+    data: Batch,
+    loss_fn: LossFn,
+    batch_size: int,
+    device: torch.device,
+    terms: _TermMeans | None = None,
 ) -> float:
     model.eval()
     n, total = _n_rows(data), 0.0
@@ -103,8 +135,10 @@ def evaluate_loss(
     with torch.no_grad(), _autocast(device):
         for s in range(0, n, batch_size):
             idx = torch.arange(s, min(s + batch_size, n), device=device)
-            loss, _ = loss_fn(model, _take(data, idx))
+            loss, parts = loss_fn(model, _take(data, idx))
             total += float(loss) * len(idx)
+            if terms is not None:
+                terms.add(parts, len(idx))
     return total / n
 
 
@@ -161,10 +195,12 @@ def fit(
         perm = torch.randperm(n, generator=gen).to(device)
         model.train()
         t0, seen, total = time.perf_counter(), 0, 0.0
+        train_terms, val_terms = _TermMeans(), _TermMeans()
         for s in range(0, n, cfg.batch_size):
             idx = perm[s : s + cfg.batch_size]
             with _autocast(device):
-                loss, _ = loss_fn(model, _take(tr, idx))
+                loss, parts = loss_fn(model, _take(tr, idx))
+            train_terms.add(parts, len(idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -173,7 +209,7 @@ def fit(
             total += float(loss.detach()) * len(idx)
             seen += len(idx)
         secs = time.perf_counter() - t0
-        val_loss = evaluate_loss(model, va, loss_fn, max(cfg.batch_size, 4096), device)
+        val_loss = evaluate_loss(model, va, loss_fn, max(cfg.batch_size, 4096), device, val_terms)
         row = {
             "epoch": epoch,
             "train_loss": total / max(seen, 1),
@@ -181,11 +217,19 @@ def fit(
             "lr": opt.param_groups[0]["lr"],
             "seconds": secs,
             "samples_per_s": seen / max(secs, 1e-9),
+            **train_terms.means("train_"),
+            **val_terms.means("val_"),
         }
         result.history.append(row)
-        improved = not math.isnan(val_loss) and val_loss < result.best_val - cfg.min_delta
+        # a non-finite validation loss never becomes the best (the first epoch's only keeps a
+        # best.pt on disk, with best_val = inf, so any finite epoch after it replaces it)
+        finite_val = math.isfinite(val_loss)
+        improved = finite_val and (
+            not math.isfinite(result.best_val) or val_loss < result.best_val - cfg.min_delta
+        )
         if improved or result.best_epoch < 0:
-            result.best_val, result.best_epoch, bad_epochs = val_loss, epoch, 0
+            result.best_val = val_loss if finite_val else math.inf
+            result.best_epoch, bad_epochs = epoch, 0
             _save(ckpt_dir / "best.pt", model, opt, epoch, result, bad_epochs, kind, model_config, cfg)
         else:
             bad_epochs += 1
@@ -197,6 +241,12 @@ def fit(
         calls += 1
         if stop_after_epochs is not None and calls >= stop_after_epochs:
             return result
+    if not math.isfinite(result.best_val):
+        raise ValueError(
+            f"[{kind}] the validation loss was not finite in any of {len(result.history)} epoch(s) "
+            f"(last: {result.history[-1]['val_loss'] if result.history else 'none'}); no weights are "
+            f"restored from {ckpt_dir}. Check the data for NaN/inf values or lower the learning rate."
+        )
     best = load_checkpoint(ckpt_dir / "best.pt", kind)
     load_state_strict(model, best["state_dict"], ckpt_dir / "best.pt")
     return result

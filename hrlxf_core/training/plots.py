@@ -5,19 +5,26 @@ from __future__ import annotations
 import io
 import os
 
+#: Loss terms drawn in the per-term panel when a loss function reports them (``parts``).
+TERM_KEYS = ("op_ce", "residual_nll", "delta_ce", "value_mse", "kl")
+
 
 def curve_png(
     history: list[dict[str, float]], title: str, extra: list[tuple[str, list[dict[str, float]]]] | None = None
 ) -> bytes:
-    """Train/validation loss by epoch (and optional further phases) as a PNG."""
+    """Train/validation loss by epoch (and optional further phases) as a PNG; when the epochs
+    carry per-term losses (``val_op_ce``, ``val_residual_nll``, ...), a second panel draws each
+    term's train and validation curve, so a head that stops learning is visible."""
     os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.environ.get("HRLXF_DATA_DIR", "data"), ".mpl"))
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=100)
     phases = [("", history)] + list(extra or [])
+    terms = [k for k in TERM_KEYS if any(f"val_{k}" in h for _, hist in phases for h in hist)]
+    fig, axes = plt.subplots(1, 2 if terms else 1, figsize=(11 if terms else 6, 3.4), dpi=100)
+    ax = axes[0] if terms else axes
     offset = 0
     for name, hist in phases:
         if not hist:
@@ -25,12 +32,24 @@ def curve_png(
         ep = [offset + h["epoch"] - hist[0]["epoch"] for h in hist]
         ax.plot(ep, [h["train_loss"] for h in hist], label=f"{name} train".strip())
         ax.plot(ep, [h["val_loss"] for h in hist], "--", label=f"{name} validation".strip())
+        if terms:
+            for i, k in enumerate(terms):
+                color = f"C{i}"
+                tag = f"{name} {k}".strip()
+                axes[1].plot(ep, [h.get(f"train_{k}", float("nan")) for h in hist], color=color, label=tag)
+                axes[1].plot(ep, [h.get(f"val_{k}", float("nan")) for h in hist], "--", color=color)
         offset = ep[-1] + 1
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    if terms:
+        axes[1].set_xlabel("epoch")
+        axes[1].set_ylabel("loss term (solid train, dashed validation)")
+        axes[1].set_title("loss terms", fontsize=10)
+        axes[1].grid(alpha=0.3)
+        axes[1].legend(fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
