@@ -30,6 +30,8 @@ class PolicySelectionConfig(dg.Config):
     n_steps_min: int = Field(default=15, description="Shortest world (days).")
     n_steps_max: int = Field(default=25, description="Longest world (days).")
     seed: int = Field(default=0, description="Seed of the world draw (not the evaluation's seed).")
+    n_processes_min: int = Field(default=2, description="Fewest production levels of a world.")
+    n_processes_max: int = Field(default=3, description="Most production levels of a world.")
     opponents: list[str] = Field(
         default=["PenguinAgent"], description="Roster agents that play beside the candidates in every world."
     )
@@ -81,6 +83,7 @@ def policy_selection(
     sel = select_by_play(
         cands, out, run_key, data_store.root(), opponents=tuple(config.opponents), n_worlds=config.n_worlds,
         n_steps_min=config.n_steps_min, n_steps_max=config.n_steps_max, seed=config.seed,
+        n_processes_min=config.n_processes_min, n_processes_max=config.n_processes_max,
         workers=config.workers, progress=context.log.info,
     )  # fmt: skip
     chosen = out / "l3_selected.pt"

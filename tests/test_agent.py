@@ -243,6 +243,11 @@ def test_agent_evaluation_asset_on_a_tiny_tournament(tmp_path: Path, tiny_ckpts)
         d = data / f"{kind}_model"
         d.mkdir(parents=True)
         (d / "current.json").write_text(json.dumps({"path": str(path), "sha256": "x"}))
+    sel = data / "policy_selection"
+    sel.mkdir()
+    (sel / "current.json").write_text(
+        json.dumps({k: str(p) for k, p in tiny_ckpts.items()} | {"winner": "awr"})
+    )
     (tmp_path / "inst").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "inst")) as instance:
         result = dg.materialize(

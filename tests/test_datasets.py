@@ -15,6 +15,7 @@ from hrlxf_assets.collect import tournament_logs
 from hrlxf_assets.datasets import MACRO_FILE, MICRO_FILE, macro_samples, micro_samples
 from hrlxf_assets.partitions import COLLECTION_RUNS
 from hrlxf_assets.resources import DataStore
+from hrlxf_assets.teachers import teacher_table_asset
 from hrlxf_core.datasets.checks import check_macro, check_micro
 from hrlxf_core.datasets.macro import build_macro
 from hrlxf_core.datasets.micro import build_micro
@@ -22,6 +23,7 @@ from hrlxf_core.datasets.partition import load_partition
 from hrlxf_core.io import DataFileError
 
 EXPERTS = ["PenguinAgent", "AS0", "UltraSuperMiracleSoraFinalAgentZ"]
+TEACHERS: dict = {}  # the teacher_table materialization of the module's tiny collection
 RUN_CONFIG = {
     "ops": {
         "tournament_logs": {
@@ -52,6 +54,11 @@ def materialized(tmp_path_factory: pytest.TempPathFactory):
             partition_key="tiny",
             resources={"data_store": DataStore(data_dir=str(tmp / "data"))},
             run_config=RUN_CONFIG,
+        )
+        TEACHERS["result"] = dg.materialize(
+            [teacher_table_asset],
+            instance=instance,
+            resources={"data_store": DataStore(data_dir=str(tmp / "data"))},
         )
         yield tmp / "data", result
 
@@ -289,3 +296,80 @@ def test_sell_needs_match_clip_and_the_refusal_table_is_monotone(materialized) -
     for level, a in chosen_allowance(table).items():
         row = table.filter(pl.col("level") == level).row(0, named=True)
         assert row[f"a={a:g}"] <= REFUSAL_TARGET or a == ALLOWANCES[-1]
+
+
+# -- outcomes: the profit return, the teacher table and the outcome weights, on real logs ---------
+def test_profit_return_is_the_balance_change_hand_checked(materialized) -> None:
+    from hrlxf_core.datasets.outcomes import PROFIT_GAMMA
+
+    data, _ = materialized
+    t = load_partition(data / "tournament_logs" / "tiny", EXPERTS)
+    micro = pl.read_parquet(data / "micro_samples" / "tiny" / MICRO_FILE)
+    macro = pl.read_parquet(data / "macro_samples" / "tiny" / MACRO_FILE)
+    w = t.worlds.row(0, named=True)
+    checked = 0
+    for aid, final, init, score in zip(
+        w["agent_ids"], w["final_balances"], w["initial_balances"], w["scores"], strict=True
+    ):
+        ds = t.day_states.filter((pl.col("world_id") == w["world_id"]) & (pl.col("agent_id") == aid))
+        if ds.height < 3:
+            continue
+        bal = ds.sort("day")["balance"].to_list()
+        days = ds.sort("day")["day"].to_list()
+        # by hand: the last three days' profit and return-to-go
+        r = [(bal[-2] - bal[-3]) / init, (bal[-1] - bal[-2]) / init, (final - bal[-1]) / init]
+        g_last = r[2]
+        g_prev = r[1] + PROFIT_GAMMA * g_last
+        g_prev2 = r[0] + PROFIT_GAMMA * g_prev
+        mine = macro.filter((pl.col("world_id") == w["world_id"]) & (pl.col("agent_id") == aid)).sort("day")
+        np.testing.assert_allclose(mine["profit"].to_list()[-3:], r, rtol=1e-5, atol=1e-7)
+        assert mine["profit"].sum() == pytest.approx(score - 1.0, abs=1e-4)  # a world's r sum to score − 1
+        assert mine["agent_score"].to_list()[0] == pytest.approx(score, rel=1e-5)
+        for day, g in zip(days[-3:], (g_prev2, g_prev, g_last), strict=True):
+            rows = micro.filter(
+                (pl.col("world_id") == w["world_id"]) & (pl.col("agent_id") == aid) & (pl.col("day") == day)
+            )
+            if rows.height:  # every decision of the day carries the day's return
+                np.testing.assert_allclose(rows["reward"].to_numpy(), g, rtol=1e-4, atol=1e-6)
+                checked += 1
+    assert checked >= 3
+
+
+def test_teacher_table_asset_and_outcome_weights_on_real_rows(materialized) -> None:
+    from hrlxf_core.datasets.outcomes import agent_world_scores, expert_name, teacher_weights
+
+    data, _ = materialized
+    res = TEACHERS["result"]
+    assert res.success
+    md = res.asset_materializations_for_node("teacher_table")[0].metadata
+    table = pl.read_parquet(data / "teacher_table" / "teacher_table.parquet")
+    assert set(table["expert"]) <= set(EXPERTS) and table.height >= 2
+    assert "| expert | level-balanced mean |" in md["teacher_table"].value
+    # the table's means are the worlds' own scores, by hand
+    t = load_partition(data / "tournament_logs" / "tiny", EXPERTS)
+    sc = agent_world_scores(t.worlds).filter(pl.col("tracked"))
+    for r in table.iter_rows(named=True):
+        for lv in ("first", "middle", "last"):
+            x = sc.filter((pl.col("expert") == r["expert"]) & (pl.col("level") == lv))["score"]
+            assert (r[f"mean_{lv}"] is None) == (x.len() == 0)
+            if x.len():
+                assert r[f"mean_{lv}"] == pytest.approx(float(x.mean()))
+    # outcome weights of the macro rows
+    macro = pl.read_parquet(data / "macro_samples" / "tiny" / MACRO_FILE)
+    expert = np.array([expert_name(a) for a in macro["agent_type"].to_list()])
+    level, score = macro["level"].to_numpy(), macro["agent_score"].to_numpy().astype(float)
+    key = (macro["world_id"] + "/" + macro["agent_id"]).to_numpy()
+    assert (teacher_weights(expert, level, score, key, "uniform") == 1).all()
+    top = teacher_weights(expert, level, score, key, "top", top=1, min_agent_worlds=1)
+    for lv in np.unique(level):
+        at = level == lv
+        per_aw = sc.filter(pl.col("level") == lv).group_by("expert").agg(pl.col("score").mean())
+        per_aw = per_aw.filter(pl.col("expert").is_in(list(set(expert[at]))))
+        best = per_aw.sort("score", descending=True)["expert"][0]
+        assert set(expert[at & (top > 0)]) == {best}, lv  # only the level's best expert teaches
+    w = teacher_weights(expert, level, score, key, "score")
+    assert w.mean() == pytest.approx(1.0, rel=1e-5)
+    for lv in np.unique(level):  # within a level, a better agent-world weighs at least as much
+        at = level == lv
+        order = np.argsort(score[at])
+        assert (np.diff(w[at][order]) >= -1e-6).all()

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from hrlxf_core.constants import N_OFFSETS
+from hrlxf_core.expert_inputs import N_EXPERT
 from hrlxf_core.heuristics import (
     heuristic_l2_goal,
     heuristic_l3_residual,
@@ -98,6 +99,7 @@ def micro_columns(n: int, seed: int = 0) -> dict[str, np.ndarray]:
         "market_price": market,
         "hist": hist.reshape(n, -1),
         "hist_len": hist_len,
+        "x_expert": rng.normal(size=(n, N_EXPERT)),
         "time_mask": tm,
         "op_label": np.where(has_counter, OP_OFFER, np.where(has_offer, OP_ACCEPT, OP_END)),
         "has_counter": has_counter,

@@ -14,6 +14,7 @@ import pytest
 from hrlxf_core.datasets.micro import build_micro
 from hrlxf_core.datasets.offline_obs import decision_threads
 from hrlxf_core.datasets.partition import PartitionTables
+from hrlxf_core.expert_inputs import EXPERT_FEATURE_NAMES, expert_features
 from hrlxf_core.l1_safety import baseline, l1_limits, time_mask
 from hrlxf_core.online import TableOffer, live_observation, thread_from_nmi
 from hrlxf_core.sim.roster import KNOWN_AGENTS
@@ -50,6 +51,7 @@ def online_probe(agent: Any, negotiator_id: str, state: Any) -> dict[str, Any]:
         "b_free": limits.b_free,
         "mask": mask,
         "base": np.array([base.q[0], base.delta[0], base.p[0]]),
+        "x_expert": expert_features(obs, threads.is_buyer),
     }
 
 
@@ -95,6 +97,9 @@ def test_offline_state_equals_live_state_at_every_decision(probed_world) -> None
     mask = time_mask(obs, limits, threads)
     base = baseline(obs, limits, threads, mask)
     xs, xt = x_static(obs), x_temporal(obs)
+    # the inputs the experts decide on, as the micro samples store them (what L3 trains on)
+    micro = build_micro(pt)
+    xe = np.stack(micro["x_expert"].to_numpy())
     n_with_agreements = n_with_offers = 0
     for i, row in enumerate(dec.select("agent_id", "day", "seq", "n_agreements_before").iter_rows()):
         live = probes[(row[0], row[1], row[2])]
@@ -112,10 +117,14 @@ def test_offline_state_equals_live_state_at_every_decision(probed_world) -> None
         np.testing.assert_allclose(limits.b_free[i], live["b_free"][0], atol=1e-6)
         assert (mask[i] == live["mask"][0]).all()
         np.testing.assert_allclose([base.q[i], base.delta[i], base.p[i]], live["base"], atol=1e-6)
+        np.testing.assert_allclose(xe[i], live["x_expert"][0], atol=1e-5, err_msg=f"x_expert at {row}")
         n_with_agreements += row[3] > 0
         n_with_offers += obs.offers_buy_q[i].sum() + obs.offers_sell_q[i].sum() > 0
     # the comparison exercised the intra-day parts of the state, not only day-start copies
     assert n_with_agreements > 20 and n_with_offers > 20
+    # and the expert inputs vary (needs, commitments by δ, offers on the table are all exercised)
+    moving = [n for n, sd in zip(EXPERT_FEATURE_NAMES, xe.std(0), strict=True) if sd > 0]
+    assert {"penguin_buy_need", "role_need", "inbound_d1", "sellable_d0", "table_role_q"} <= set(moving)
 
 
 def test_micro_samples_never_contain_their_own_counter_offer(probed_world) -> None:

@@ -305,3 +305,96 @@ def test_unpartitioned_models_train_on_one_partition_and_refuse_zero(trained_gra
             )
             assert not zero.success
             assert expected[name] in _failure_message(zero, name)
+
+
+def _zero_residual(src: Path, dst: Path) -> None:
+    """A deliberately broken L3: its residual mean head zeroed, so it plays the L1 baseline's
+    quantities and prices (which over-buy: the L1-only agent is the weakest contender)."""
+    from hrlxf_core.training.checkpoint import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(src, "l3")
+    for k in ("res_mean.weight", "res_mean.bias"):
+        ck["state_dict"][k] = torch.zeros_like(ck["state_dict"][k])
+    save_checkpoint(dst, ck)
+
+
+def test_policy_selection_picks_the_checkpoint_that_plays_better(trained_graph, tmp_path: Path) -> None:
+    from hrlxf_assets.selection import policy_selection
+    from hrlxf_core.selection import selected_policy
+    from hrlxf_core.training.checkpoint import load_checkpoint
+
+    data, _ = trained_graph
+    l3 = Path(json.loads((data / "l3_model" / "current.json").read_text())["path"])
+    broken = tmp_path / "l3_zeroed.pt"
+    _zero_residual(l3, broken)
+    cfg = {"n_worlds": 2, "n_steps_min": 10, "n_steps_max": 12, "seed": 3, "n_processes_min": 2,
+           "n_processes_max": 2, "include_bc": True, "candidates": {"zeroed": str(broken)}}  # fmt: skip
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        r = dg.materialize(
+            [policy_selection], instance=instance, resources={"data_store": DataStore(data_dir=str(data))},
+            run_config={"ops": {"policy_selection": {"config": cfg}}},
+        )  # fmt: skip
+    assert r.success
+    (check,) = r.get_asset_check_evaluations()
+    assert check.passed
+    md = r.asset_materializations_for_node("policy_selection")[0].metadata
+    chosen = selected_policy(data)
+    scores = chosen["scores"]
+    assert set(scores) == {"awr", "bc", "zeroed"}
+    assert chosen["winner"] == max(scores, key=scores.get) != "zeroed"
+    assert scores["zeroed"] < scores[chosen["winner"]]
+    assert md["winner"].value == chosen["winner"]
+    # the choice is in the selected checkpoint's lineage, and its weights are the winner's
+    ck = load_checkpoint(Path(chosen["l3"]), "l3")
+    assert ck["lineage"]["selection"]["winner"] == chosen["winner"]
+    assert ck["lineage"]["selection"]["scores"] == pytest.approx(scores)
+
+
+def test_run_key_covers_every_training_knob_but_the_device(tmp_path: Path) -> None:
+    from hrlxf_core.training.l2_train import run_dir_for
+
+    base = TrainConfig()
+    d0 = run_dir_for(tmp_path, "l2", tmp_path / "prep", {"a": 1}, base.run_key())
+    same = run_dir_for(tmp_path, "l2", tmp_path / "prep", {"a": 1}, TrainConfig(device="cpu").run_key())
+    assert same == d0  # another device resumes the same run
+    for knob in ({"seed": 1}, {"batch_size": 64}, {"weight_decay": 0.0}, {"teacher_weighting": "top"}):
+        other = run_dir_for(tmp_path, "l2", tmp_path / "prep", {"a": 1}, TrainConfig(**knob).run_key())
+        assert other != d0, knob  # a new knob starts a fresh run instead of resuming the old one
+
+
+def _nan_loss_after(epochs: int):
+    """An L2 loss whose validation value is NaN for the first ``epochs`` validation passes."""
+    calls = {"val": 0}
+
+    def loss(model, b):
+        value, parts = _l2_loss(model, b)
+        if not model.training:
+            calls["val"] += 1
+            if calls["val"] <= epochs:
+                value = value * float("nan")
+        return value, parts
+
+    return loss
+
+
+def test_a_nan_first_validation_loss_never_becomes_the_best_epoch(tmp_path: Path) -> None:
+    data = _tiny_macro(64)
+    cfg = TrainConfig(max_epochs=3, batch_size=32, patience=5, seed=0)
+    model = L2Net(L2Config(conv_channels=8))
+    res = fit(model, data, data, _nan_loss_after(1), cfg, tmp_path / "run", "l2", {}, log=lambda _: None)
+    assert np.isnan(res.history[0]["val_loss"])
+    assert res.best_epoch >= 1 and np.isfinite(res.best_val)
+    assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    # every epoch NaN: a clear error, not NaN weights restored
+    with pytest.raises(ValueError, match="not finite in any"):
+        fit(L2Net(L2Config(conv_channels=8)), data, data, _nan_loss_after(99), cfg, tmp_path / "r2", "l2", {},
+            log=lambda _: None)  # fmt: skip
+
+
+def test_each_loss_term_is_logged_per_epoch(trained_graph) -> None:
+    data, _ = trained_graph
+    ck = load_checkpoint(Path(json.loads((data / "l3_model" / "current.json").read_text())["path"]), "l3")
+    for row in ck["history"] + ck["awr_history"]:
+        for term in ("op_ce", "residual_nll", "delta_ce", "value_mse"):
+            assert np.isfinite(row[f"train_{term}"]) and np.isfinite(row[f"val_{term}"]), term
+    assert ck["metrics"]["weighting"]["weighting"] == "uniform"

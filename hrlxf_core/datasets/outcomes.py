@@ -168,14 +168,21 @@ def teacher_markdown(table: pl.DataFrame) -> str:
 
 
 def teacher_weights(
-    expert: np.ndarray, level: np.ndarray, score: np.ndarray, world_agent: np.ndarray, mode: str
+    expert: np.ndarray,
+    level: np.ndarray,
+    score: np.ndarray,
+    world_agent: np.ndarray,
+    mode: str,
+    top: int = TOP_TEACHERS,
+    min_agent_worlds: int = MIN_AGENT_WORLDS,
 ) -> np.ndarray:
     """(N,) float32 BC weights of N samples, each given its agent's roster name, level, world
     score and a (world, agent) key, normalised to mean 1 over the kept samples.
 
     - ``uniform``: 1 (plain BC);
-    - ``top``: 1 for the samples of the ``TOP_TEACHERS`` experts with the best mean score at the
-      sample's level (per-agent-world means, so long worlds do not count more), 0 otherwise;
+    - ``top``: 1 for the samples of the ``top`` experts with the best mean score at the
+      sample's level (per-agent-world means, so long worlds do not count more), 0 otherwise; an
+      expert with fewer than ``min_agent_worlds`` agent-worlds at a level is kept unranked;
     - ``score``: exp(z) capped at ``SCORE_WEIGHT_MAX``, z = the agent-world's score standardised
       within its level over the agent-worlds present: the runs that went well teach more.
     Samples with an unknown score (null) get weight 0 under ``top`` and ``score``."""
@@ -196,9 +203,9 @@ def teacher_weights(
         keep: set[tuple[str, str]] = set()
         for lv in stats["level"].unique().to_list():
             s = stats.filter(pl.col("level") == lv)
-            ranked = s.filter(pl.col("n") >= MIN_AGENT_WORLDS).sort("m", descending=True)
-            keep |= {(e, lv) for e in ranked["expert"].head(TOP_TEACHERS).to_list()}
-            keep |= {(e, lv) for e in s.filter(pl.col("n") < MIN_AGENT_WORLDS)["expert"].to_list()}
+            ranked = s.filter(pl.col("n") >= min_agent_worlds).sort("m", descending=True)
+            keep |= {(e, lv) for e in ranked["expert"].head(top).to_list()}
+            keep |= {(e, lv) for e in s.filter(pl.col("n") < min_agent_worlds)["expert"].to_list()}
         pairs = zip(np.asarray(expert).astype(str), np.asarray(level).astype(str), strict=True)
         w = np.array([1.0 if (e, lv) in keep else 0.0 for e, lv in pairs]) * known
     else:

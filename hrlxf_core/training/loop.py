@@ -113,6 +113,8 @@ class _TermMeans:
     def add(self, parts: dict[str, float], rows: int) -> None:
         self.n += rows
         for k, v in parts.items():
+            if k == "loss":  # the total is logged as train_loss / val_loss already
+                continue
             self.sums[k] = self.sums.get(k, 0.0) + (float(v) if k.endswith("_rows") else float(v) * rows)
 
     def means(self, prefix: str) -> dict[str, float]:
