@@ -162,6 +162,7 @@ def run_train(
     batch_size: int = 256,
     teacher_weighting: str = "uniform",
     l2_teacher_weighting: str = "uniform",
+    only_l3: bool = False,
     log=print,
 ) -> int:
     """Train the models in the seed's order on every materialized partition."""
@@ -202,6 +203,8 @@ def run_train(
     ]
     steps += [(["l4_distill_set"], p, {}) for p in parts]
     steps += [(["l4_model"], None, {"l4_model": {"config": cfg}})]
+    if only_l3:  # a variant of L3 on the current L2's goal_hat (e.g. another outcome weighting)
+        steps = [s for s in steps if s[0] == ["l3_model"]]
     for assets, key, ops in steps:
         if not _materialize(assets, key, ops, log):
             return 1
@@ -412,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=["uniform", "top", "score"],
         help="the same for L2",
     )
+    tr.add_argument(
+        "--only-l3",
+        action="store_true",
+        help="train only L3, on the goal_hat of the current L2 (a variant to compare with hrlxf select)",
+    )
     sel = sub.add_parser(
         "select", help="materialize policy_selection: pick the L3 checkpoint that plays best (short worlds)"
     )
@@ -457,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             args.batch_size,
             args.teacher_weighting,
             args.l2_teacher_weighting,
+            args.only_l3,
         )
     if args.command == "select":
         cands = {}
