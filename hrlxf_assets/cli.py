@@ -163,6 +163,7 @@ def run_train(
     teacher_weighting: str = "uniform",
     l2_teacher_weighting: str = "uniform",
     only_l3: bool = False,
+    max_train_worlds: int = 0,
     log=print,
 ) -> int:
     """Train the models in the seed's order on every materialized partition."""
@@ -196,6 +197,7 @@ def run_train(
                         "max_epochs": l3_epochs or max_epochs,
                         "awr_epochs": awr_epochs,
                         "teacher_weighting": teacher_weighting,
+                        "max_train_worlds": max_train_worlds,
                     }
                 }
             },
@@ -420,6 +422,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train only L3, on the goal_hat of the current L2 (a variant to compare with hrlxf select)",
     )
+    tr.add_argument(
+        "--max-train-worlds",
+        type=int,
+        default=0,
+        help="L3 trains on at most this many training worlds (0 = all): a learning curve's points",
+    )
     sel = sub.add_parser(
         "select", help="materialize policy_selection: pick the L3 checkpoint that plays best (short worlds)"
     )
@@ -466,6 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             args.teacher_weighting,
             args.l2_teacher_weighting,
             args.only_l3,
+            args.max_train_worlds,
         )
     if args.command == "select":
         cands = {}

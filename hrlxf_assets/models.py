@@ -52,6 +52,11 @@ class TrainingConfig(dg.Config):
         f"{TOP_TEACHERS} experts with the best mean score at each level) or score (exp of the "
         "agent-world's within-level z-score, capped). L4 distils a heuristic teacher: uniform only.",
     )
+    max_train_worlds: int = Field(
+        default=0,
+        description="Train on at most this many training-split worlds (0 = all; nested subsets, the "
+        "validation and test worlds unchanged): the x axis of a learning curve.",
+    )
 
 
 class L3TrainingConfig(TrainingConfig):
@@ -71,6 +76,7 @@ def _train_cfg(c: TrainingConfig):
         seed=c.seed,
         device=c.device,
         teacher_weighting=c.teacher_weighting,
+        max_train_worlds=c.max_train_worlds,
     )
 
 

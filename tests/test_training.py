@@ -398,3 +398,28 @@ def test_each_loss_term_is_logged_per_epoch(trained_graph) -> None:
         for term in ("op_ce", "residual_nll", "delta_ce", "value_mse"):
             assert np.isfinite(row[f"train_{term}"]) and np.isfinite(row[f"val_{term}"]), term
     assert ck["metrics"]["weighting"]["weighting"] == "uniform"
+
+
+def test_max_train_worlds_keeps_nested_training_subsets_and_the_same_evaluation_worlds() -> None:
+    from hrlxf_core.training.l2_train import weighted_splits
+
+    n = 400
+    wid = np.array([f"w{i % 40:02d}" for i in range(n)])
+    arrays = {
+        "x": np.arange(n, dtype=np.float32),
+        "world_id": wid,
+        "world_agent": np.char.add(wid, "/a"),
+        "expert": np.array(["PenguinAgent"] * n),
+        "level": np.array(["first"] * n),
+        "agent_score": np.ones(n),
+    }
+
+    def worlds(m: int) -> dict[str, set[str]]:
+        sub, split, info = weighted_splits(arrays, "uniform", lambda _m: None, m)
+        assert info["train_worlds"] == len({wid[i] for i in split["train"]})
+        return {s: {wid[int(i)] for i in sub[s]["x"]} for s in ("train", "val", "test")}
+
+    full, ten, five = worlds(0), worlds(10), worlds(5)
+    assert len(ten["train"]) == 10 and len(five["train"]) == 5
+    assert five["train"] < ten["train"] < full["train"]  # nested
+    assert ten["val"] == full["val"] and ten["test"] == full["test"]  # the same evaluation worlds

@@ -25,7 +25,7 @@ from hrlxf_core.training.checkpoint import (
 )
 from hrlxf_core.training.loop import TrainConfig, fit, resolve_device, to_tensors
 from hrlxf_core.training.prepare import prepared
-from hrlxf_core.training.split import split_indices
+from hrlxf_core.training.split import first_worlds, split_indices
 
 
 @dataclass
@@ -75,13 +75,21 @@ OUTCOME_KEYS = ("world_id", "world_agent", "expert", "level", "agent_score")
 
 
 def weighted_splits(
-    arrays: dict[str, np.ndarray], weighting: str, log: Callable[[str], None] = print
+    arrays: dict[str, np.ndarray],
+    weighting: str,
+    log: Callable[[str], None] = print,
+    max_train_worlds: int = 0,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, np.ndarray], dict[str, Any]]:
     """Split by world, attach each sample's outcome weight as ``sample_weight`` and drop the
-    samples weighted 0 (the ``top`` filter), in every split alike.
+    samples weighted 0 (the ``top`` filter), in every split alike; with ``max_train_worlds``,
+    keep only that many training worlds (``split.first_worlds``: nested subsets).
 
     Returns (model arrays per split, the world split, a summary for the checkpoint's metrics)."""
     split = split_indices(np.asarray(arrays["world_id"]))
+    if max_train_worlds > 0:
+        wid = np.asarray(arrays["world_id"])
+        keep = first_worlds(wid[split["train"]], max_train_worlds)
+        split["train"] = split["train"][np.isin(wid[split["train"]], list(keep))]
     w = teacher_weights(
         arrays["expert"], arrays["level"], arrays["agent_score"], arrays["world_agent"], weighting
     )
@@ -93,7 +101,13 @@ def weighted_splits(
         sub[s] = {k: np.asarray(v[idx]) for k, v in arrays.items() if k not in OUTCOME_KEYS}
         sub[s]["sample_weight"] = w[idx]
     teachers = sorted({str(e) for e in arrays["expert"][w > 0]})
-    info = {"weighting": weighting, "rows_kept": kept, "rows_total": int(len(w)), "teachers": teachers}
+    info = {
+        "weighting": weighting,
+        "rows_kept": kept,
+        "rows_total": int(len(w)),
+        "teachers": teachers,
+        "train_worlds": int(len(set(np.asarray(arrays["world_id"])[split["train"]].tolist()))),
+    }
     log(f"[weights] {weighting}: kept {kept} of {len(w):,} rows; teachers {teachers}")
     return sub, split, info
 
@@ -164,7 +178,7 @@ def train_l2(
         "l2", macro_files, schema_hash(feature_schema("l2")), work_dir / "prepared", macro_arrays
     )
     log(f"[l2] {len(arrays['goal']):,} macro samples ({'reused' if reused else 'prepared'} {pdir})")
-    sub, split, weighting = weighted_splits(arrays, cfg.teacher_weighting, log)
+    sub, split, weighting = weighted_splits(arrays, cfg.teacher_weighting, log, cfg.max_train_worlds)
     if len(sub["train"]["goal"]) == 0 or len(sub["val"]["goal"]) == 0:
         raise ValueError(
             f"L2 needs worlds in train and validation splits; got {[len(i) for i in split.values()]} rows"

@@ -123,7 +123,7 @@ def train_l3(
         "l3", micro_files, schema_hash(feature_schema("l3")), work_dir / "prepared", micro_arrays
     )
     log(f"[l3] {len(arrays['context']):,} micro samples ({'reused' if reused else 'prepared'} {pdir})")
-    sub, split, weighting = weighted_splits(arrays, bc_cfg.teacher_weighting, log)
+    sub, split, weighting = weighted_splits(arrays, bc_cfg.teacher_weighting, log, bc_cfg.max_train_worlds)
     if len(sub["train"]["context"]) == 0 or len(sub["val"]["context"]) == 0:
         raise ValueError(
             f"L3 needs worlds in train and validation splits; got {[len(i) for i in split.values()]} rows"

@@ -48,6 +48,9 @@ class TrainConfig:
     device: str = "auto"  # auto / cpu / cuda
     #: outcome weighting of the BC samples (``hrlxf_core.datasets.outcomes.WEIGHTINGS``)
     teacher_weighting: str = "uniform"
+    #: train on at most this many training-split worlds (0 = all): a learning curve's x axis;
+    #: the validation and test worlds stay the same
+    max_train_worlds: int = 0
 
     def run_key(self) -> dict[str, Any]:
         """What decides a run's result: every field but the device. Two launches with the same

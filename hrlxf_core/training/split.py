@@ -31,3 +31,10 @@ def split_indices(
         assign = {w: ("val" if i == 0 else "test" if i == 1 else "train") for i, w in enumerate(ordered)}
     lab = np.array([assign[w] for w in world_ids.tolist()])
     return {s: np.nonzero(lab == s)[0] for s in SPLITS}
+
+
+def first_worlds(world_ids: np.ndarray, n: int) -> set[str]:
+    """A stable subset of ``n`` distinct worlds (by a hash of their ids, not their order), so that
+    a learning curve's smaller sets are nested in its larger ones."""
+    uniq = sorted(set(world_ids.tolist()), key=lambda w: hashlib.sha256(f"subset:{w}".encode()).hexdigest())
+    return set(uniq[:n])

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Issue 12's teacher study, end to end, on every materialized partition (ceo-verify-1 + teachers-a):
+# teacher table and the full stack with plain BC, two outcome-weighted L3 variants, model selection
+# by play among them, then the verdict tournaments. Each step resumes when rerun (training runs
+# resume from their checkpoints, evaluations by world id). Paths of the variants go to
+# data/teacher_study/variants.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+H=.venv/bin/hrlxf
+OUT=data/teacher_study
+mkdir -p "$OUT"
+EPOCHS=(--max-epochs 10 --l3-epochs 3 --awr-epochs 1 --batch-size 1024)
+l3_path() { .venv/bin/python -c "import json;print(json.load(open('data/l3_model/current.json'))['path'])"; }
+
+if [ ! -f "$OUT/uniform.path" ]; then
+  $H train "${EPOCHS[@]}" --teacher-weighting uniform
+  l3_path > "$OUT/uniform.path"
+fi
+for w in top score; do
+  if [ ! -f "$OUT/$w.path" ]; then
+    $H train --only-l3 "${EPOCHS[@]}" --teacher-weighting "$w"
+    l3_path > "$OUT/$w.path"
+  fi
+done
+U=$(cat "$OUT/uniform.path"); T=$(cat "$OUT/top.path")
+bc() { echo "${1%.pt}_bc.pt"; }
+# the current L3 is the last variant trained (score): it and its BC checkpoint are the asset's own
+# candidates "awr" and "bc"; the others are named
+if [ ! -f "$OUT/selected" ]; then
+  $H select --n-worlds "${SELECT_WORLDS:-12}" --steps-min 40 --steps-max 80 --seed 100 \
+    --candidates "uniform=$U,uniform_bc=$(bc "$U"),top=$T,top_bc=$(bc "$T")"
+  touch "$OUT/selected"
+fi
