@@ -155,7 +155,11 @@ def plan_round(
         "goal": goal_rows,
         "hist": np.stack([h for h, _ in hist]),
         "hist_len": np.array([n for _, n in hist]),
-        "x_expert": expert_features(rows, th.is_buyer),
+        # every thread of a round shares the observation: compute the expert inputs for the two
+        # roles once (the same function as offline) and give each thread its role's row
+        "x_expert": expert_features(obs.take(np.zeros(2, dtype=np.int64)), np.array([True, False]))[
+            np.where(th.is_buyer, 0, 1)
+        ],
     }
     # is the partner's offer safe as it stands (clip would not change it)?
     offer_clip = clip_action(rows, limits, th, cols["recv_q"], cols["recv_delta"], cols["recv_p"], mask)
@@ -180,6 +184,7 @@ def plan_round(
             recv[:, 1] - day,
             recv[:, 2],
             goal_rows,
+            expert=cols["x_expert"],
         )
         n_buy = int(th.is_buyer.sum())
         glob = global_features(

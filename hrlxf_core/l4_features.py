@@ -48,11 +48,13 @@ def thread_features(
     offer_delta: np.ndarray,
     offer_p: np.ndarray,
     goal: np.ndarray | None = None,
+    expert: np.ndarray | None = None,
 ) -> np.ndarray:
     """(N, N_THREAD) features of N threads (row i of obs/limits/threads/base is thread i's).
 
     ``offer_*`` is the partner's latest offer (NaN when the thread has none yet); ``goal`` the
-    L2 goal of the thread's agent-day (N, 16) or None (zeros)."""
+    L2 goal of the thread's agent-day (N, 16) or None (zeros); ``expert`` the threads'
+    ``expert_features`` when the caller has them already (the agent computes them once per round)."""
     n = obs.size
     nl = np.maximum(obs.n_lines, 1e-9)
     market = np.maximum(market_price(obs, threads.is_buyer), 1e-9)
