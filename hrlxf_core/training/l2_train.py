@@ -11,7 +11,9 @@ import numpy as np
 import polars as pl
 import torch
 
+from hrlxf_core.datasets.macro import MACRO_SCHEMA
 from hrlxf_core.datasets.outcomes import expert_name, teacher_weights
+from hrlxf_core.io import read_parquet_checked
 from hrlxf_core.labels import GOAL_DIM, GOAL_NAMES
 from hrlxf_core.models.l2 import L2Config, L2Net, l2_loss
 from hrlxf_core.models.schema import jsonable
@@ -45,8 +47,16 @@ class TrainedModel:
     device: str = "cpu"
 
 
+def read_samples(files: Sequence[Path], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The sample files concatenated; a file written by an older dataset version (a missing or
+    mistyped column) is named with the field, not left to a shape error inside the concat."""
+    return pl.concat(
+        [read_parquet_checked(Path(f), schema).select(list(schema)) for f in files], how="vertical"
+    )
+
+
 def macro_arrays(files: Sequence[Path]) -> dict[str, np.ndarray]:
-    df = pl.concat([pl.read_parquet(f) for f in files], how="vertical")
+    df = read_samples(files, MACRO_SCHEMA)
     n = df.height
     return {
         "x_static": df["x_static"].to_numpy().reshape(n, -1).astype(np.float32),

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from hrlxf_core.datasets.micro import MICRO_SCHEMA
 from hrlxf_core.models.l3 import L3Config, L3Net, l3_bc_loss
 from hrlxf_core.models.l3_inputs import l3_model_inputs, l3_targets
 from hrlxf_core.training.checkpoint import feature_schema, load_model, save_checkpoint, schema_hash
@@ -31,6 +32,7 @@ from hrlxf_core.training.l2_train import (
     TrainedModel,
     _payload,
     outcome_arrays,
+    read_samples,
     run_dir_for,
     weighted_splits,
 )
@@ -42,7 +44,7 @@ INPUT_KEYS = ("hist", "hist_len", "context", "time_mask", "op_mask")
 
 
 def micro_arrays(files: Sequence[Path]) -> dict[str, np.ndarray]:
-    df = pl.concat([pl.read_parquet(f) for f in files], how="vertical")
+    df = read_samples(files, MICRO_SCHEMA)
     out = {**l3_model_inputs(df), **l3_targets(df)}
     out["returns"] = df["reward"].cast(pl.Float64).fill_null(0.0).to_numpy().astype(np.float32)
     out["base_delta"] = df["base_delta"].to_numpy().astype(np.int64)
