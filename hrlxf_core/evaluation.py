@@ -191,9 +191,8 @@ def per_world_scores(out_dir: Path) -> pl.DataFrame:
                         }
                     )
             continue
-        for aid, score in zip(w["agent_ids"], w["scores"], strict=True):
-            slot = int("".join(ch for ch in aid[:3] if ch.isdigit()))
-            label = spec.agent_labels[slot]
+        for aid, slot, score in zip(w["agent_ids"], w["agent_slots"], w["scores"], strict=True):
+            label = spec.agent_labels[slot]  # slot recorded when the world was built
             if label != "filler":
                 rows.append(
                     {

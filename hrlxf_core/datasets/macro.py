@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from hrlxf_core.datasets.fault_rows import drop_tainted_days
 from hrlxf_core.datasets.offline_obs import DAY_KEY, _group_ids, observation_from_day_states
 from hrlxf_core.datasets.partition import PartitionTables
 from hrlxf_core.labels import GOAL_DIM, v2_goals
@@ -99,4 +100,5 @@ def build_macro(tables: PartitionTables) -> pl.DataFrame:
             "goal_mask": mask.astype(np.float32),
         }
     )
+    out = drop_tainted_days(out, tables.day_states, tables.decisions)  # after an agent's exception
     return out.select([pl.col(c).cast(t) for c, t in MACRO_SCHEMA.items()])

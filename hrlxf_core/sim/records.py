@@ -34,6 +34,9 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "agent_ids": pl.List(pl.String),
         "agent_types": pl.List(pl.String),
         "agent_levels": pl.List(pl.Int64),
+        # factory slot of each agent id in the spec (agent_paths/agent_labels index), recorded
+        # when the world was built, never parsed from the id
+        "agent_slots": pl.List(pl.Int64),
         "tracked": pl.List(pl.Boolean),
         "initial_balances": pl.List(pl.Float64),
         "final_balances": pl.List(pl.Float64),
@@ -41,6 +44,12 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "n_contracts": pl.Int64,
         "recorder_errors": pl.Int64,
         "recorder_error": pl.String,
+        # exceptions the world caught and went on (anac2024_std with exceptions ignored): per
+        # agent id (its callbacks and its negotiators), the first one's day and message, and
+        # those of the simulation itself (simulation, contract execution, mechanism)
+        "agent_exceptions": pl.List(pl.Int64),
+        "agent_first_exception": pl.List(pl.String),
+        "world_exceptions": pl.Int64,
         "spec_json": pl.String,
         "scml_version": pl.String,
         "negmas_version": pl.String,
@@ -53,6 +62,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         **{k: getattr(pl, v) for k, v in DAY_STATE_SCALARS.items()},
         **{k: pl.List(pl.Float64) for k in DAY_STATE_VECTORS},
         **{k: pl.List(pl.Float64) for k in DAY_STATE_PRODUCT_VECTORS},
+        "after_exception": pl.Boolean,  # recorded after the agent's first caught exception
     },
     "negotiations": {
         **_KEY,
@@ -88,6 +98,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         **_OFFER("recv"),
         "action": pl.String,  # ACCEPT / REJECT / END / PROPOSE
         **_OFFER("sent"),
+        "after_exception": pl.Boolean,  # made after the agent's first caught exception
     },
     "contracts": {
         **_KEY,
