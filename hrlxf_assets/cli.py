@@ -422,7 +422,15 @@ def run_lineage(target: str, log=print) -> int:
     return 0
 
 
-def run_ui(host: str, port: int) -> int:
+def run_ui(host: str, port: int, grace_s: float = 20.0) -> int:
+    """Run ``dagster dev`` until it exits, or until this process gets SIGTERM or SIGINT.
+
+    ``dagster dev`` starts a webserver, a daemon and code-server processes. It runs in a process
+    group of its own, and a signal to this wrapper is passed on to that whole group (SIGTERM), so
+    that stopping ``hrlxf ui`` stops them all; whatever is still alive ``grace_s`` seconds later is
+    killed. Without this the wrapper died alone and ``dagster dev`` kept running."""
+    import signal
+
     cmd = [
         sys.executable,
         "-m",
@@ -435,8 +443,49 @@ def run_ui(host: str, port: int) -> int:
         "-p",
         str(port),
     ]
-    print(f"hrlxf ui: {' '.join(cmd)} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
-    return subprocess.call(cmd, cwd=PROJECT_ROOT)
+    print(f"hrlxf ui: {' '.join(cmd)} (DAGSTER_HOME={os.environ['DAGSTER_HOME']})", flush=True)
+    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, start_new_session=True)
+    stopping: list[int] = []
+
+    def _forward(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+        _signal_group(proc.pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, _forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while True:
+            try:
+                rc = proc.wait(timeout=grace_s if stopping else None)
+                break
+            except subprocess.TimeoutExpired:
+                _signal_group(proc.pid, signal.SIGKILL)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    if stopping:
+        # the group leader has exited; its children may still be shutting down
+        deadline = time.monotonic() + grace_s
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _signal_group(proc.pid, signal.SIGKILL)
+        print(f"hrlxf ui: stopped (signal {stopping[0]})", flush=True)
+        return 128 + stopping[0]
+    return rc
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def _parser() -> argparse.ArgumentParser:
