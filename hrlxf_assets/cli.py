@@ -102,6 +102,9 @@ def run_demo(partition: str, profile: str, log=print) -> int:
         "checkpoint_path",
         "path",
     )
+    specs = _check_specs()
+    produced: dict[str, dict] = {}
+    warnings: list[str] = []
     for assets, key, ops in steps:
         log(
             f"hrlxf demo: materializing {', '.join(assets)}"
@@ -120,14 +123,78 @@ def run_demo(partition: str, profile: str, log=print) -> int:
             for mat in result.asset_materializations_for_node(asset):
                 md = mat.metadata
                 log(f"  {asset}: " + ", ".join(f"{k}={md[k].value}" for k in keys if k in md))
+            for mat in result.asset_materializations_for_node(asset):
+                produced[asset] = {k: v.value for k, v in mat.metadata.items()}
         for check in result.get_asset_check_evaluations():
-            state = "passed" if check.passed else "FAILED"
-            log(f"  check {check.asset_key.to_user_string()}:{check.check_name} {state}")
+            log("  " + check_line(check, specs))
+            if not check.passed and check.severity == dg.AssetCheckSeverity.WARN:
+                warnings.append(check_line(check, specs))
         if not result.success:
             log(f"hrlxf demo: run {result.run_id} FAILED after {time.perf_counter() - t0:.0f}s")
             return 1
     log(f"hrlxf demo: the whole asset graph materialized in {time.perf_counter() - t0:.0f}s")
+    for line in demo_report(produced, warnings, profile):
+        log(line)
     return 0
+
+
+def _check_specs() -> dict[tuple[str, str], str]:
+    """(asset, check name) -> the check's description, for the reason of a failed check."""
+    from hrlxf_assets.definitions import defs
+
+    out: dict[tuple[str, str], str] = {}
+    for a in defs.resolve_asset_graph().assets_defs:
+        for spec in a.check_specs:
+            out[(spec.asset_key.to_user_string(), spec.name)] = spec.description or ""
+    return out
+
+
+def check_line(check, specs: dict[tuple[str, str], str]) -> str:
+    """One line per check; a failed one says why (its description and its metadata), and a failed
+    warning-only check is labelled a warning, not a failure."""
+    import dagster as dg
+
+    asset = check.asset_key.to_user_string()
+    name = f"check {asset}:{check.check_name}"
+    if check.passed:
+        return f"{name} passed"
+    warn = check.severity == dg.AssetCheckSeverity.WARN
+    why = [check.description or specs.get((asset, check.check_name), "")]
+    why += [f"{k}={str(v.value).strip()[:160]}" for k, v in (check.metadata or {}).items()]
+    reason = "; ".join(w for w in why if w) or "no reason recorded"
+    return f"{name} {'WARNING (warning only)' if warn else 'FAILED'}: {reason}"
+
+
+def demo_report(produced: dict[str, dict], warnings: list[str], profile: str) -> list[str]:
+    """What the demo produced: the evaluation's results table and where the files are."""
+    lines = ["", "hrlxf demo: results (agent_evaluation)"]
+    ev = produced.get("agent_evaluation", {})
+    lines += str(ev.get("results", "(no agent_evaluation results)")).strip().splitlines()
+    if ev:
+        lines.append(
+            f"worlds: {ev.get('worlds_ok')} ok, {ev.get('worlds_failed')} failed, {ev.get('worlds_timed_out')} timed out"
+        )
+    lines += ["", "hrlxf demo: files"]
+    data = os.environ.get("HRLXF_DATA_DIR", "")
+    lines.append(f"  data folder        {data}")
+    if "path" in ev:
+        run = Path(str(ev["path"]))
+        lines.append(
+            f"  evaluation         {run / 'results.md'}, {run / 'summary.parquet'}, {run / 'per_world.parquet'}"
+        )
+    for asset in ("tournament_logs", "macro_samples", "micro_samples", "l2_model", "l3_model", "l4_model"):
+        md = produced.get(asset, {})
+        where = md.get("checkpoint_path") or md.get("path")
+        if where:
+            lines.append(f"  {asset:<18} {where}")
+    lines.append(f"  Dagster instance   {os.environ.get('DAGSTER_HOME', '')} (browse it with: hrlxf ui)")
+    if warnings:
+        lines += [
+            "",
+            f"hrlxf demo: {len(warnings)} warning(s); expected at {profile} scale, where a few short worlds train the models:",
+        ]
+        lines += [f"  {w}" for w in warnings]
+    return lines
 
 
 def collect_overrides(

@@ -110,3 +110,48 @@ def test_collect_flags_become_the_assets_config() -> None:
         "competitors_per_world": 1,
     }
     TournamentLogsConfig(profile="smoke", **got)  # every key is a field of the asset's config
+
+
+def test_demo_report_shows_results_files_and_warnings_with_their_reason(tmp_path: Path, monkeypatch) -> None:
+    import dagster as dg
+
+    from hrlxf_assets.cli import _check_specs, check_line, demo_report
+
+    monkeypatch.setenv("HRLXF_DATA_DIR", str(tmp_path / "data"))
+    specs = _check_specs()
+    warn = dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("l2_model"),
+        check_name="beats_naive_baseline",
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={},
+    )
+    line = check_line(warn, specs)
+    assert line.startswith("check l2_model:beats_naive_baseline WARNING (warning only): ")
+    assert specs[("l2_model", "beats_naive_baseline")] in line  # the reason: what the check asks
+    err = dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("micro_samples"),
+        check_name="micro_valid",
+        passed=False,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"problems": dg.MetadataValue.md("NaN in recv_p")},
+    )
+    assert check_line(err, specs).endswith(
+        "FAILED: " + specs[("micro_samples", "micro_valid")] + "; problems=NaN in recv_p"
+    )
+    table = "| contender | mean |\n|---|---:|\n| PenguinAgent | 1.010 |"
+    produced = {
+        "agent_evaluation": {
+            "results": table,
+            "path": str(tmp_path / "eval"),
+            "worlds_ok": 2,
+            "worlds_failed": 0,
+            "worlds_timed_out": 0,
+        },
+        "l2_model": {"checkpoint_path": str(tmp_path / "l2.pt")},
+    }
+    text = "\n".join(demo_report(produced, [line], "smoke"))
+    assert "| PenguinAgent | 1.010 |" in text and "worlds: 2 ok, 0 failed, 0 timed out" in text
+    assert str(tmp_path / "eval" / "results.md") in text and str(tmp_path / "l2.pt") in text
+    assert str(tmp_path / "data") in text
+    assert "1 warning(s); expected at smoke scale" in text and line in text
