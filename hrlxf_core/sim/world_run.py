@@ -101,9 +101,9 @@ def seed_everything(seed: int) -> None:
 #: How a world treats exceptions. anac2024_std forwards these four World flags from its keyword
 #: arguments, and scml's tournament command sets all four together (``scml tournament2024
 #: --ignore-exceptions``). We run every world with all four on: an agent's exception (in its
-#: callbacks, or in its negotiators, which aborts that one negotiation) is caught, counted per
-#: agent in the world's ``agent_exceptions`` / ``negotiator_exceptions``, and the world goes on,
-#: instead of one agent's bug losing the whole world for every other agent.
+#: callbacks, or in its negotiators, which aborts that one negotiation) is caught and the world
+#: goes on, instead of one agent's bug losing the whole world for every other agent; each one is
+#: counted against the agent that raised it (``agent_faults.AgentFaultLedger``, the recorder).
 EXCEPTION_POLICY: dict[str, bool] = {
     "ignore_agent_exceptions": True,
     "ignore_negotiation_exceptions": True,
