@@ -11,4 +11,6 @@ H: int = 40
 N_OFFSETS: int = H + 1
 
 #: Version of the tracker's record layout; bump when a table's columns change meaning.
-RECORD_SCHEMA_VERSION: int = 2
+#: v3: worlds.agent_slots, agent_exceptions, agent_first_exception, world_exceptions;
+#: day_states/decisions.after_exception.
+RECORD_SCHEMA_VERSION: int = 3

@@ -31,6 +31,8 @@ from hrlxf_core.sim.world_spec import WorldSpec
 
 AGENT_PATH = "hrlxf_core.agent.LitaAgentHRL"
 HRL_PREFIX = "LitaAgentHRL-"
+#: Modes of LitaAgentHRL a contender name may ask for (``LitaAgentHRL-<mode>``; agent.py).
+HRL_MODES = ("neural", "heuristic", "l1")
 DEFAULT_CONTENDERS = (
     "LitaAgentHRL-neural",
     "LitaAgentHRL-heuristic",
@@ -117,6 +119,10 @@ def draw_eval_specs(cfg: EvalConfig, run_id: str) -> list[WorldSpec]:
     whom varies. So each contender's count at each level differs by at most 1 (exactly equal once
     the blocks are complete), and a contender's mean no longer depends on how often it drew the
     first level."""
+    if not 5 <= cfg.n_steps_min <= cfg.n_steps_max:
+        raise ValueError(
+            f"EvalConfig n_steps_min/n_steps_max [{cfg.n_steps_min}, {cfg.n_steps_max}] invalid: need 5 <= min <= max"
+        )
     rng = random.Random(f"hrlxf-eval-{cfg.seed}")
     fillers = [KNOWN_AGENTS[n] for n in FILLER_AGENTS]
     names = list(cfg.contenders)
@@ -208,9 +214,8 @@ def per_world_scores(out_dir: Path) -> pl.DataFrame:
                         }
                     )
             continue
-        for aid, score in zip(w["agent_ids"], w["scores"], strict=True):
-            slot = int("".join(ch for ch in aid[:3] if ch.isdigit()))
-            label = spec.agent_labels[slot]
+        for aid, slot, score in zip(w["agent_ids"], w["agent_slots"], w["scores"], strict=True):
+            label = spec.agent_labels[slot]  # slot recorded when the world was built
             if label != "filler":
                 rows.append(
                     {

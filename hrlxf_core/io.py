@@ -78,8 +78,11 @@ def write_dir_atomic(final_dir: Path, files: Mapping[str, Callable[[Path], None]
         raise
 
 
-def read_parquet_checked(path: Path, schema: Mapping[str, pl.DataType] | None = None) -> pl.DataFrame:
-    """Read a parquet file; a missing/corrupt file or a missing/mistyped column names the field."""
+def read_parquet_checked(
+    path: Path, schema: Mapping[str, pl.DataType] | None = None, optional: set[str] | None = None
+) -> pl.DataFrame:
+    """Read a parquet file; a missing/corrupt file or a missing/mistyped column names the field.
+    Columns in ``optional`` may be absent (an older readable version); when present they are checked."""
     if not path.exists():
         raise DataFileError(path, "file is missing")
     try:
@@ -89,6 +92,8 @@ def read_parquet_checked(path: Path, schema: Mapping[str, pl.DataType] | None = 
     if schema is not None:
         for name, dtype in schema.items():
             if name not in df.columns:
+                if optional and name in optional:
+                    continue
                 raise DataFileError(path, "column is missing", field=name)
             if df.schema[name] != dtype:
                 raise DataFileError(path, f"column has dtype {df.schema[name]}, expected {dtype}", field=name)

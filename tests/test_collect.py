@@ -15,6 +15,7 @@ import pytest
 
 from hrlxf_core.io import DataFileError, read_parquet_checked
 from hrlxf_core.sim.collect import collect, make_config, parts_dir
+from hrlxf_core.sim.fault_agents import CRASHING as CRASH
 from hrlxf_core.sim.fault_agents import HANGING as HANG
 from hrlxf_core.sim.fault_agents import RAISING as RAISE
 from hrlxf_core.sim.fault_agents import fault_status_mismatches
@@ -37,7 +38,7 @@ def _seed_covering(roster: list[str], n_worlds: int) -> int:
 
 
 def test_hanging_and_raising_worlds_are_recorded_and_the_run_ends(tmp_path: Path) -> None:
-    roster = [GREEDY, HANG, RAISE]
+    roster = [GREEDY, HANG, RAISE, CRASH]
     seed = _seed_covering(roster, 4)
     cfg = make_config("smoke", roster=roster, n_worlds=4, seed=seed, world_timeout_s=20, workers=2, **TINY)
     lines: list[str] = []

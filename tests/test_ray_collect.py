@@ -25,6 +25,7 @@ import pytest
 from hrlxf_core.io import read_parquet_checked
 from hrlxf_core.sim import collect as runner
 from hrlxf_core.sim.collect import collect, make_config, parts_dir, resolve_backend
+from hrlxf_core.sim.fault_agents import CRASHING as CRASH
 from hrlxf_core.sim.fault_agents import HANGING as HANG
 from hrlxf_core.sim.fault_agents import RAISING as RAISE
 from hrlxf_core.sim.fault_agents import fault_status_mismatches
@@ -238,7 +239,7 @@ def test_hanging_world_under_ray_times_out_and_is_recorded(tmp_path: Path, ray_t
     from hrlxf_core.sim.world_run import apply_sandbox_env
 
     apply_sandbox_env(tmp_path)
-    roster = [GREEDY, HANG, RAISE]
+    roster = [GREEDY, HANG, RAISE, CRASH]
     seed = _seed_covering(roster, 4)
     cfg = make_config(
         "smoke", roster=roster, n_worlds=4, seed=seed, world_timeout_s=20, workers=2, backend="ray", **TINY

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from hrlxf_core.datasets.expert_clip import level_class
+from hrlxf_core.datasets.fault_rows import drop_tainted_days
 from hrlxf_core.datasets.offline_obs import DAY_KEY, _group_ids, observation_from_day_states
 from hrlxf_core.datasets.outcomes import daily_profit
 from hrlxf_core.datasets.partition import PartitionTables
@@ -110,4 +111,5 @@ def build_macro(tables: PartitionTables) -> pl.DataFrame:
             "profit": outcome["profit"],
         }
     )
+    out = drop_tainted_days(out, tables.day_states, tables.decisions)  # after an agent's exception
     return out.select([pl.col(c).cast(t) for c, t in MACRO_SCHEMA.items()])

@@ -14,6 +14,7 @@ import polars as pl
 
 from hrlxf_core.constants import N_OFFSETS
 from hrlxf_core.datasets.expert_clip import action_kind, expert_clip, level_class
+from hrlxf_core.datasets.fault_rows import drop_flagged_decisions
 from hrlxf_core.datasets.offline_obs import _group_ids, decision_threads
 from hrlxf_core.datasets.outcomes import daily_profit
 from hrlxf_core.datasets.partition import PartitionTables
@@ -214,4 +215,5 @@ def build_micro(tables: PartitionTables) -> pl.DataFrame:
             "x_expert": expert_features(obs, threads.is_buyer).astype(np.float32),
         }
     )
+    out = drop_flagged_decisions(out, tables.decisions)  # made after the agent's exception
     return out.select([pl.col(c).cast(t) for c, t in MICRO_SCHEMA.items()])

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from hrlxf_core.io import DataFileError, read_parquet_checked
-from hrlxf_core.sim.records import SCHEMAS, TABLES
+from hrlxf_core.sim.records import SCHEMAS, TABLES, V3_DEFAULTS, upgrade_to_current
 from hrlxf_core.sim.roster import DEFAULT_EXPERTS, resolve_roster
 from hrlxf_core.sim.tracked import ACTIONS
 
@@ -86,7 +86,8 @@ def load_partition(path: Path, experts: list[str] | tuple[str, ...] | None = Non
     for table in TABLES:
         schema = SCHEMAS[table]
         f = path / f"{table}.parquet"
-        df = read_parquet_checked(f, schema)
+        df = read_parquet_checked(f, schema, optional=set(V3_DEFAULTS.get(table, {})))
+        df = upgrade_to_current(table, df)  # v2 records (the shared datasets) read as v3
         if table != "worlds":
             _validate(f, table, df)
         frames[table] = df

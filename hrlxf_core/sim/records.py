@@ -34,6 +34,9 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "agent_ids": pl.List(pl.String),
         "agent_types": pl.List(pl.String),
         "agent_levels": pl.List(pl.Int64),
+        # factory slot of each agent id in the spec (agent_paths/agent_labels index), recorded
+        # when the world was built, never parsed from the id
+        "agent_slots": pl.List(pl.Int64),
         "tracked": pl.List(pl.Boolean),
         "initial_balances": pl.List(pl.Float64),
         "final_balances": pl.List(pl.Float64),
@@ -41,6 +44,12 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "n_contracts": pl.Int64,
         "recorder_errors": pl.Int64,
         "recorder_error": pl.String,
+        # exceptions the world caught and went on (anac2024_std with exceptions ignored): per
+        # agent id (its callbacks and its negotiators), the first one's day and message, and
+        # those of the simulation itself (simulation, contract execution, mechanism)
+        "agent_exceptions": pl.List(pl.Int64),
+        "agent_first_exception": pl.List(pl.String),
+        "world_exceptions": pl.Int64,
         "spec_json": pl.String,
         "scml_version": pl.String,
         "negmas_version": pl.String,
@@ -53,6 +62,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         **{k: getattr(pl, v) for k, v in DAY_STATE_SCALARS.items()},
         **{k: pl.List(pl.Float64) for k in DAY_STATE_VECTORS},
         **{k: pl.List(pl.Float64) for k in DAY_STATE_PRODUCT_VECTORS},
+        "after_exception": pl.Boolean,  # recorded after the agent's first caught exception
     },
     "negotiations": {
         **_KEY,
@@ -88,6 +98,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         **_OFFER("recv"),
         "action": pl.String,  # ACCEPT / REJECT / END / PROPOSE
         **_OFFER("sent"),
+        "after_exception": pl.Boolean,  # made after the agent's first caught exception
     },
     "contracts": {
         **_KEY,
@@ -127,3 +138,30 @@ def frame(table: str, rows: list[dict[str, Any]]) -> pl.DataFrame:
     if not rows:
         return empty_frame(table)
     return pl.DataFrame(rows, schema=schema, orient="row", strict=False).select(list(schema))
+
+
+#: Record schema versions this code can read: v2 tables (the shared datasets, partitions
+#: collected before v3) are read with the columns v3 added filled by ``V3_DEFAULTS``.
+READABLE_RECORD_VERSIONS: tuple[int, ...] = (2, 3)
+#: Columns added in record schema v3 and the value a v2 table is read with: no exception was
+#: recorded (v2 did not count them), and no recorded slot (v2 consumers never needed one).
+V3_DEFAULTS: dict[str, dict[str, Any]] = {
+    "worlds": {
+        "agent_slots": None,
+        "agent_exceptions": None,
+        "agent_first_exception": None,
+        "world_exceptions": None,
+    },
+    "day_states": {"after_exception": False},
+    "decisions": {"after_exception": False},
+}
+
+
+def upgrade_to_current(table: str, df: pl.DataFrame) -> pl.DataFrame:
+    """A table read from disk with the columns of the current schema that an older (readable)
+    version lacks added with their stated defaults; tables already current are returned as is."""
+    missing = {c: v for c, v in V3_DEFAULTS.get(table, {}).items() if c not in df.columns}
+    if not missing:
+        return df
+    schema = SCHEMAS[table]
+    return df.with_columns([pl.lit(v, dtype=schema[c]).alias(c) for c, v in missing.items()])

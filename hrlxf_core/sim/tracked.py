@@ -10,6 +10,9 @@ Design (DESIGN §4):
   (AX and UltraSuperMiracleSoraFinalAgentZ override those themselves) and always calls super().
 - Recording never raises into the world: an error in the recorder is counted and its first
   message kept, and the runner reports both, so a tracker cannot silently record nothing.
+- The world catches the agent's own exceptions (anac2024_std with exceptions ignored) and goes
+  on; every day-state and decision row recorded after the agent's first exception carries
+  ``after_exception=True``, so that datasets can skip what a broken agent did next.
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ class AgentRecords:
         self.contracts: list[dict[str, Any]] = []
         self.errors: int = 0
         self.first_error: str = ""
+        #: (day, traceback) of the agent's own exceptions that the world files under simulation
+        #: exceptions, unattributed (those raised in ``before_step``), seen on their way out.
+        self.exceptions: list[tuple[int, str]] = []
         #: (day, seq) -> what ``hrlxf_probe`` returned just before that decision (tests only).
         self.probes: dict[tuple[int, int], Any] = {}
 
@@ -93,6 +99,28 @@ class RecorderMixin:
     def hrlxf_records(self) -> AgentRecords:
         """The rows recorded so far (the runner reads them after the world ends)."""
         return self.__dict__.setdefault("_hrlxf_rec", AgentRecords())
+
+    def _hrlxf_after_exception(self) -> bool:
+        """Whether this agent has raised before now: seen on its way out of one of the recorder's
+        hooks (``before_step``, ``propose``, ``respond``), or caught by the world in a callback
+        it calls itself (``agent_exceptions``, appended before the world goes on). Sticky."""
+        if self.__dict__.get("_hrlxf_faulted"):
+            return True
+        world = getattr(self.awi, "_world", None)  # type: ignore[attr-defined]
+        aid = self.awi.agent.id  # type: ignore[attr-defined]
+        faulted = world is not None and bool(
+            world.agent_exceptions.get(aid) or world.negotiator_exceptions.get(aid)
+        )
+        if faulted:
+            self._hrlxf_faulted = True
+        return faulted
+
+    def _hrlxf_raised(self, where: str) -> None:
+        """Note the agent's own exception leaving ``where`` (the caller re-raises it unchanged)."""
+        self._hrlxf_faulted = True
+        if where == "before_step":
+            # scml calls before_step outside its per-agent accounting: keep whose it was
+            self.hrlxf_records().exceptions.append((self._hrlxf_day(), traceback.format_exc(limit=-4)))
 
     def _hrlxf_day(self) -> int:
         return int(self.awi.current_step)  # type: ignore[attr-defined]
@@ -178,6 +206,7 @@ class RecorderMixin:
             **_offer_cols("recv", received),
             "action": action,
             **_offer_cols("sent", sent),
+            "after_exception": self._hrlxf_after_exception(),
         }
         self._hrlxf_seq += 1
         rec.decisions.append(row)
@@ -196,12 +225,16 @@ class RecorderMixin:
         try:
             day = self._hrlxf_day()
             self._hrlxf_reset_day(day)
-            self.hrlxf_records().day_states.append(
-                day_start_record(self.awi, self._hrlxf_initial_balance)  # type: ignore[attr-defined]
-            )
+            row = day_start_record(self.awi, self._hrlxf_initial_balance)  # type: ignore[attr-defined]
+            row["after_exception"] = self._hrlxf_after_exception()
+            self.hrlxf_records().day_states.append(row)
         except Exception:
             self._hrlxf_fail("before_step")
-        super().before_step()  # type: ignore[misc]
+        try:
+            super().before_step()  # type: ignore[misc]
+        except Exception:
+            self._hrlxf_raised("before_step")
+            raise
 
     def _hrlxf_run_probe(self, negotiator_id: str, state: Any) -> Any:
         probe = type(self).hrlxf_probe
@@ -221,7 +254,14 @@ class RecorderMixin:
 
     def respond(self, negotiator_id: str, state: Any, *args: Any, **kwargs: Any) -> Any:
         pre = self._hrlxf_run_probe(negotiator_id, state)
-        resp = super().respond(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
+        try:
+            resp = super().respond(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
+        except Exception as exc:
+            # negmas retries a respond(..., source) that raised TypeError without ``source``:
+            # only the last attempt's exception is the agent's
+            if not (isinstance(exc, TypeError) and (args or "source" in kwargs)):
+                self._hrlxf_raised("respond")
+            raise
         try:
             action = _response_name(resp)
             if action is not None:
@@ -238,7 +278,14 @@ class RecorderMixin:
     def propose(self, negotiator_id: str, state: Any, *args: Any, **kwargs: Any) -> Any:
         opening = negotiator_id not in getattr(self, "_hrlxf_pending", {})
         pre = self._hrlxf_run_probe(negotiator_id, state) if opening else None
-        offer = super().propose(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
+        try:
+            offer = super().propose(negotiator_id, state, *args, **kwargs)  # type: ignore[misc]
+        except Exception:
+            # negmas first calls propose(..., dest=...) and, on any exception, calls it again
+            # without ``dest``: only that second call's exception is the agent's
+            if "dest" not in kwargs:
+                self._hrlxf_raised("propose")
+            raise
         try:
             sent = self._hrlxf_effective_offer(negotiator_id, getattr(offer, "outcome", offer))
             self._hrlxf_ensure_day()

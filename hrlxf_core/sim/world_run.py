@@ -19,6 +19,8 @@ import polars as pl
 
 from hrlxf_core import __version__
 from hrlxf_core.constants import RECORD_SCHEMA_VERSION
+from hrlxf_core.sim.agent_faults import AgentFaultLedger
+from hrlxf_core.sim.determinism import deterministic_clock
 from hrlxf_core.sim.records import TABLES, empty_frame, frame
 from hrlxf_core.sim.roster import load_class
 from hrlxf_core.sim.tracked import RecorderMixin, expert_path_of, tracked_class
@@ -60,6 +62,7 @@ def world_row(
         "agent_ids": None,
         "agent_types": list(spec.agent_paths),
         "agent_levels": list(spec.agent_levels),
+        "agent_slots": None,
         "tracked": None,
         "initial_balances": None,
         "final_balances": None,
@@ -67,6 +70,9 @@ def world_row(
         "n_contracts": None,
         "recorder_errors": 0,
         "recorder_error": "",
+        "agent_exceptions": None,
+        "agent_first_exception": None,
+        "world_exceptions": None,
         "spec_json": spec.to_json(),
         "record_schema_version": RECORD_SCHEMA_VERSION,
         **package_versions(),
@@ -92,8 +98,23 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
+#: How a world treats exceptions. anac2024_std forwards these four World flags from its keyword
+#: arguments, and scml's tournament command sets all four together (``scml tournament2024
+#: --ignore-exceptions``). We run every world with all four on: an agent's exception (in its
+#: callbacks, or in its negotiators, which aborts that one negotiation) is caught and the world
+#: goes on, instead of one agent's bug losing the whole world for every other agent; each one is
+#: counted against the agent that raised it (``agent_faults.AgentFaultLedger``, the recorder).
+EXCEPTION_POLICY: dict[str, bool] = {
+    "ignore_agent_exceptions": True,
+    "ignore_negotiation_exceptions": True,
+    "ignore_simulation_exceptions": True,
+    "ignore_contract_execution_exceptions": True,
+}
+
+
 def build_world(spec: WorldSpec, log_dir: Path, tracked: bool = True) -> Any:
-    """Generate and construct the SCML2024StdWorld of ``spec`` (seed applied first)."""
+    """Generate and construct the SCML2024StdWorld of ``spec`` (seed applied first), with
+    :data:`EXCEPTION_POLICY`."""
     from scml.std import SCML2024StdWorld
 
     seed_everything(spec.seed)
@@ -119,7 +140,64 @@ def build_world(spec: WorldSpec, log_dir: Path, tracked: bool = True) -> Any:
         publish_trading_prices=True,
         **spec.world_params,
     )
+    cfg.update(EXCEPTION_POLICY)
     return SCML2024StdWorld(**cfg)
+
+
+def agent_slots(world: Any, spec: WorldSpec) -> dict[str, int]:
+    """World agent id -> factory slot of ``spec``, read from the world just built.
+
+    scml instantiates the factories in ``agent_types`` order and ``join``s them in that order
+    (its own profile assignment relies on it), so the i-th non-system agent is slot i. Each
+    pairing is checked against the spec (the agent is an instance of the slot's class and sits
+    at the slot's level): a world whose agents cannot be matched exactly fails loudly instead
+    of scoring the wrong contender (DESIGN §4: identity is never matched by name)."""
+    ids = [aid for aid in world.agents if aid not in ("SELLER", "BUYER")]
+    if len(ids) != len(spec.agent_paths):
+        raise RuntimeError(
+            f"world {spec.world_id}: {len(ids)} factories built for {len(spec.agent_paths)} spec slots"
+        )
+    slots: dict[str, int] = {}
+    for slot, aid in enumerate(ids):
+        obj = getattr(world.agents[aid], "_obj", None)
+        cls = load_class(spec.agent_paths[slot])
+        level = int(world.agent_profiles[aid].level)
+        if not isinstance(obj, cls) or level != spec.agent_levels[slot]:
+            raise RuntimeError(
+                f"world {spec.world_id}: agent {aid} ({type(obj).__name__}, level {level}) does not "
+                f"match spec slot {slot} ({spec.agent_paths[slot]}, level {spec.agent_levels[slot]})"
+            )
+        slots[aid] = slot
+    return slots
+
+
+def exception_summary(world: Any, ledger: AgentFaultLedger, aid: str) -> tuple[int, str]:
+    """(number of exceptions the world caught from agent ``aid``, 'day d: Type: message' of the
+    first).
+
+    The ledger attributes what the world announces (callbacks it calls, negotiators); one raised
+    in ``before_step`` scml files under simulation exceptions, unattributed (and, as in
+    anac2024_std, the agents after it miss that day's ``before_step``): a tracked agent's recorder
+    notes those on their way out, so they count here too (and in ``world_exceptions``)."""
+    events = list(ledger.faults.get(aid, ()))
+    obj = getattr(world.agents[aid], "_obj", None)
+    if isinstance(obj, RecorderMixin):
+        for day, text in obj.hrlxf_records().exceptions:
+            lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
+            events.append((day, lines[-1] if lines else ""))
+    if not events:
+        return 0, ""
+    day, text = min(events, key=lambda e: e[0])
+    return len(events), f"day {day}: {text}"[:500]
+
+
+def world_exception_count(world: Any) -> int:
+    """Exceptions of the simulation itself that the world caught (not attributed to an agent)."""
+    return sum(
+        len(v)
+        for d in (world.simulation_exceptions, world.contract_exceptions, world.mechanism_exceptions)
+        for v in d.values()
+    )
 
 
 def _agent_tables(world: Any, spec: WorldSpec) -> tuple[dict[str, list[dict[str, Any]]], int, str]:
@@ -154,20 +232,30 @@ def _agent_tables(world: Any, spec: WorldSpec) -> tuple[dict[str, list[dict[str,
 def run_world(
     spec: WorldSpec, run_id: str, log_dir: Path, tracked: bool = True, keep_world: bool = False
 ) -> WorldOutcome:
-    """Build and run one world, then gather its tables (world row status 'ok')."""
+    """Build and run one world, then gather its tables (world row status 'ok').
+
+    The world runs under :func:`~hrlxf_core.sim.determinism.deterministic_clock`, so the same spec
+    gives the same contracts and scores however busy the machine is.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    world = build_world(spec, log_dir, tracked=tracked)
-    world.run()
+    with deterministic_clock(spec.seed):
+        world = build_world(spec, log_dir, tracked=tracked)
+        slots = agent_slots(world, spec)
+        ledger = AgentFaultLedger(world)
+        world.run()
     wall = time.perf_counter() - t0
     agent_rows, errors, first_error = _agent_tables(world, spec)
     ids, types, tracked_flags, init_b, final_b, scores = [], [], [], [], [], []
+    n_exc, first_exc = [], []
     world_scores = world.scores()
-    for aid, adapter in world.agents.items():
-        obj = getattr(adapter, "_obj", None)
-        if obj is None or aid in ("SELLER", "BUYER"):
-            continue
+    for aid in slots:
+        adapter = world.agents[aid]
+        obj = adapter._obj
         ids.append(aid)
+        n, first = exception_summary(world, ledger, aid)
+        n_exc.append(n)
+        first_exc.append(first)
         types.append(expert_path_of(type(obj)))
         tracked_flags.append(isinstance(obj, RecorderMixin))
         init_b.append(float(world.initial_balances[aid]))
@@ -194,33 +282,32 @@ def run_world(
                     recorder_errors=errors,
                     recorder_error=first_error,
                     agent_levels=[int(world.agents[a].awi.level) for a in ids],
+                    agent_slots=[slots[a] for a in ids],
+                    agent_exceptions=n_exc,
+                    agent_first_exception=first_exc,
+                    world_exceptions=world_exception_count(world) + ledger.unattributed,
                 )
             ],
         )
     }
     for t, rows in agent_rows.items():
         tables[t] = frame(t, rows)
-    stats = _agent_stats(world, spec)
+    stats = _agent_stats(world, spec, slots)
     if stats:
         tables["agent_stats"] = frame("agent_stats", stats)
     return WorldOutcome(tables=tables, world=world if keep_world else None)
 
 
-def _agent_stats(world: Any, spec: WorldSpec) -> list[dict[str, Any]]:
+def _agent_stats(world: Any, spec: WorldSpec, slots: dict[str, int]) -> list[dict[str, Any]]:
     """Per labelled contender (evaluation worlds): the world's own shortfall accounting (units
     short and units sold, summed over the days) and the counters of agents that report them
     (``hrlxf_stats()``)."""
     import json
-    import re
 
     rows = []
     stats = world.stats
-    for aid, adapter in world.agents.items():
-        m = re.match(r"\d+", aid)  # std agent ids start with the factory slot: "04LHR@1"
-        if m is None:
-            continue
-        slot = int(m.group())
-        obj = getattr(adapter, "_obj", None)
+    for aid, slot in slots.items():
+        obj = getattr(world.agents[aid], "_obj", None)
         label = spec.agent_labels[slot] if spec.agent_labels and slot < len(spec.agent_labels) else ""
         has_counters = obj is not None and hasattr(obj, "hrlxf_stats")
         if not has_counters and label in ("", "filler"):
