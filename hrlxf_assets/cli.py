@@ -731,7 +731,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ui.add_argument("--host", default="127.0.0.1", help="address the UI listens on")
     ui.add_argument("--port", type=int, default=3000, help="port the UI listens on")
-    for p in (demo, col, tr, ev, imp, lin, ui):
+    for p in (demo, col, tr, sel, ev, imp, lin, ui):
         p.add_argument(
             "--dagster-home", default=None, help="instance folder (empty: $DAGSTER_HOME or ./.dagster_home)"
         )
