@@ -37,6 +37,10 @@ CASES = {
     "unknown profile (demo)": (("demo", "--profile", "huge"), "invalid choice: 'huge'"),
     "not a checkpoint": (("lineage", "README.md"), "README.md: not a checkpoint file"),
     "bad processes": (("evaluate", "--processes", "three"), "expected MIN-MAX"),
+    "select: candidate not NAME=PATH": (("select", "--candidates", "top"), "is not NAME=PATH"),
+    "select: candidate file missing": (("select", "--candidates", "top=/no/such.pt"), "is not a file"),
+    "select: min days above max": (("select", "--steps-min", "80", "--steps-max", "40"), "--steps-min 80 is above"),
+    "train: unknown weighting": (("train", "--teacher-weighting", "best"), "invalid choice: 'best'"),
 }  # fmt: skip
 
 
