@@ -28,7 +28,7 @@ from hrlxf_core.training.plots import macro_summary_png, micro_summary_png
 CODE_VERSION = "datasets-v4"
 MACRO_FILE = "macro.parquet"
 MICRO_FILE = "micro.parquet"
-#: Target of the expert clip rate, per level × role (DESIGN §6.2).
+#: Target of the expert clip rate, per level × role (docs/design.md §6.2).
 CLIP_RATE_TARGET = 0.10
 
 

@@ -33,7 +33,7 @@ def rule_ops(cols: dict[str, np.ndarray], target_p: np.ndarray, offer_safe: np.n
 
 
 class L1Stack:
-    """Residual 0: the agent plays the L1 baseline (DESIGN rule 1 with L3 at zero)."""
+    """Residual 0: the agent plays the L1 baseline (docs/design.md §6.3 mode `l1`: seed §1.1 with L3 at zero)."""
 
     mode = "l1"
 

@@ -1,5 +1,5 @@
 """The L3 contract: its op codes and the offer-history encoding, shared by the live agent, the
-models and the dataset builders (DESIGN §6.3).
+models and the dataset builders (docs/design.md §6.3).
 
 Why one module: the history L3 reads at play time must be encoded exactly as the micro samples
 it was trained on. Both sides call :func:`encode_history` on the raw entries of a thread (the

@@ -1,5 +1,5 @@
 """Parity: the state and L1 quantities computed live inside a real world at each decision of a
-tracked expert equal what the offline pipeline rebuilds from the records (DESIGN §2)."""
+tracked expert equal what the offline pipeline rebuilds from the records (docs/design.md §2)."""
 
 from __future__ import annotations
 

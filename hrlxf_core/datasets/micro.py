@@ -1,4 +1,4 @@
-"""L3 micro samples: one row per decision point of a tracked expert (DESIGN §6.3).
+"""L3 micro samples: one row per decision point of a tracked expert (docs/design.md §6.3).
 
 Inputs hold only what the expert knew before deciding: the offer history of the thread
 strictly before its own answer (the offer it is answering is the last entry; the counter-offer

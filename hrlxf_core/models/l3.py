@@ -1,5 +1,5 @@
 """L3, the residual negotiator: a small decision transformer over a thread's offer history
-(DESIGN §6.3, seed §1.1: ``a_final = clip(L1_baseline + L3_residual, L1_mask)``).
+(docs/design.md §6.3, seed §1.1: ``a_final = clip(L1_baseline + L3_residual, L1_mask)``).
 
 Architecture and why:
 - tokens: the prefix offer history (HIST_LEN = 16 entries of [q/n_lines, δ/10, p/market,

@@ -1,6 +1,6 @@
 """The hang-proof, resumable collection runner.
 
-Why we own the executor (DESIGN §5): negmas' parallel tournaments have hung forever when a
+Why we own the executor (docs/design.md §5): negmas' parallel tournaments have hung forever when a
 worker died. Here every world runs in its own worker process under a wall-clock timeout; the
 worker writes its world's tables into ``parts/<world_id>/`` through one atomic directory
 rename, so after any crash a world is either complete on disk or absent. Rerunning the same
