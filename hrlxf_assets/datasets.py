@@ -19,8 +19,9 @@ from hrlxf_assets.versioning import files_sha256
 from hrlxf_core.datasets.checks import check_macro, check_micro
 from hrlxf_core.datasets.expert_clip import clip_rate_markdown, clip_rate_table
 from hrlxf_core.datasets.macro import build_macro
-from hrlxf_core.datasets.micro import OP_NAMES, build_micro
+from hrlxf_core.datasets.micro import build_micro
 from hrlxf_core.datasets.partition import PartitionTables, expert_paths, load_partition
+from hrlxf_core.l3_contract import OP_NAMES
 from hrlxf_core.labels import BUCKET_EDGES, GOAL_NAMES
 from hrlxf_core.sim.roster import DEFAULT_EXPERTS
 from hrlxf_core.training.plots import macro_summary_png, micro_summary_png

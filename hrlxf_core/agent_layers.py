@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from hrlxf_core.datasets.micro import OP_ACCEPT, OP_END, OP_OFFER
 from hrlxf_core.heuristics import heuristic_l2_goal, heuristic_l3_residual, heuristic_l4_alpha
+from hrlxf_core.l3_contract import OP_ACCEPT, OP_END, OP_OFFER
 from hrlxf_core.labels import GOAL_DIM
 from hrlxf_core.state import Observation
 

@@ -37,3 +37,23 @@ def test_the_ray_backend_imports_first_without_a_cycle() -> None:
     code = "import hrlxf_core.sim.ray_backend, hrlxf_core.sim.collect; print('ok')"
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_the_l3_contract_is_torch_free_and_shared() -> None:
+    """OP_* / HIST_* and the history encoder live in l3_contract, which imports no torch or
+    polars; the agent, its layers, the L3 model and the micro builder all take them from there."""
+    code = (
+        "import sys, hrlxf_core.l3_contract as c; "
+        "print(c.HIST_LEN, c.OP_NAMES, 'torch' in sys.modules, 'polars' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["16", "('ACCEPT',", "'OFFER',", "'END')", "False", "False"], r.stderr
+    for module in (
+        "hrlxf_core.agent",
+        "hrlxf_core.agent_layers",
+        "hrlxf_core.models.l3",
+        "hrlxf_core.models.l3_inputs",
+        "hrlxf_core.datasets.micro",
+    ):
+        assert "hrlxf_core.l3_contract" in _imports(module), module
+        assert "hrlxf_core.datasets.micro" not in _imports(module), module

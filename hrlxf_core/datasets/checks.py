@@ -12,8 +12,9 @@ import polars as pl
 from hrlxf_core.constants import H
 from hrlxf_core.datasets.l4_distill import L4_SCHEMA
 from hrlxf_core.datasets.macro import MACRO_SCHEMA
-from hrlxf_core.datasets.micro import MICRO_SCHEMA, OP_NAMES
+from hrlxf_core.datasets.micro import MICRO_SCHEMA
 from hrlxf_core.datasets.offline_obs import observation_from_day_states
+from hrlxf_core.l3_contract import OP_NAMES
 from hrlxf_core.labels import GOAL_DIM, PRICE_RATIO_RANGE, QUANTITY_LABEL_MAX
 from hrlxf_core.state import x_static
 

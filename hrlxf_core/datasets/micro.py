@@ -25,23 +25,13 @@ from hrlxf_core.l3_contract import (
     HIST_LEN,
     OP_ACCEPT,
     OP_END,
-    OP_NAMES,
     OP_OFFER,
     encode_history,
 )
 from hrlxf_core.labels import GOAL_DIM
 from hrlxf_core.state import N_STATIC, x_role_thread, x_static
 
-__all__ = [
-    "HIST_FEATURES",
-    "HIST_LEN",
-    "MICRO_SCHEMA",
-    "OP_ACCEPT",
-    "OP_END",
-    "OP_NAMES",
-    "OP_OFFER",
-    "build_micro",
-]
+__all__ = ["MICRO_SCHEMA", "build_micro"]  # the L3 contract (OP_*, HIST_*) lives in hrlxf_core.l3_contract
 
 MICRO_SCHEMA: dict[str, pl.DataType] = {
     "world_id": pl.String,

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrlxf_core.constants import N_OFFSETS
-from hrlxf_core.datasets.micro import OP_NAMES
+from hrlxf_core.l3_contract import OP_NAMES
 from hrlxf_core.models.common import (
     MASK_VALUE,
     AttentionBlock,

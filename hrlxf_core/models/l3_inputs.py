@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from hrlxf_core.constants import N_OFFSETS
-from hrlxf_core.datasets.micro import HIST_FEATURES, HIST_LEN, OP_ACCEPT, OP_END, OP_NAMES, OP_OFFER
 from hrlxf_core.expert_inputs import EXPERT_FEATURE_NAMES, N_EXPERT
+from hrlxf_core.l3_contract import HIST_FEATURES, HIST_LEN, OP_ACCEPT, OP_END, OP_NAMES, OP_OFFER
 from hrlxf_core.labels import GOAL_DIM, GOAL_NAMES
 from hrlxf_core.normalization import (
     FEATURE_CLIP,
