@@ -80,9 +80,7 @@ class NeuralStack:
     def __init__(self, l2_path: Path, l3_path: Path, l4_path: Path, device: str = "cpu") -> None:
         import torch
 
-        from hrlxf_core.training.l2_train import load_l2
-        from hrlxf_core.training.l3_train import load_l3
-        from hrlxf_core.training.l4_train import load_l4
+        from hrlxf_core.models.checkpoint import load_l2, load_l3, load_l4
 
         torch.set_num_threads(1)  # a world worker is one core; threads only add latency here
         self.torch = torch

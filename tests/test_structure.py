@@ -57,3 +57,23 @@ def test_the_l3_contract_is_torch_free_and_shared() -> None:
     ):
         assert "hrlxf_core.l3_contract" in _imports(module), module
         assert "hrlxf_core.datasets.micro" not in _imports(module), module
+
+
+def test_the_agent_loads_its_networks_without_training_code() -> None:
+    """agent_layers takes its checkpoint loaders from models/; importing the agent and the
+    loaders imports nothing of hrlxf_core.training (which re-exports the same readers)."""
+    assert not any(m.startswith("hrlxf_core.training") for m in _imports("hrlxf_core.agent_layers"))
+    assert "hrlxf_core.models.checkpoint" in _imports("hrlxf_core.agent_layers")
+    code = (
+        "import sys, hrlxf_core.agent, hrlxf_core.agent_layers; "
+        "from hrlxf_core.models.checkpoint import load_l2, load_l3, load_l4; "
+        "print(sorted(m for m in sys.modules if m.startswith('hrlxf_core.training')))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+    from hrlxf_core.models import checkpoint as readers
+    from hrlxf_core.training import checkpoint as writers
+
+    assert writers.CheckpointError is readers.CheckpointError  # one error type to catch
+    assert writers.load_checkpoint is readers.load_checkpoint
