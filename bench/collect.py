@@ -1,4 +1,4 @@
-"""Benchmark of the collection runner (DESIGN §5): recorder overhead and parallel speedup.
+"""Benchmark of the collection runner (docs/design.md §5): recorder overhead and parallel speedup.
 
 Prints two figures, each against its target:
 

@@ -1,4 +1,4 @@
-"""When assets materialize by themselves (DESIGN §9): parse on every partition, retrain on a cron.
+"""When assets materialize by themselves (docs/design.md §9): parse on every partition, retrain on a cron.
 
 Two automation-condition sensors, so that each can be switched on and off in the UI:
 

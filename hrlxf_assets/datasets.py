@@ -1,6 +1,7 @@
 """``macro_samples`` and ``micro_samples``: leak-free L2 / L3 training samples per collection run."""
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,15 @@ from pydantic import Field
 from hrlxf_assets.automation import follow_each_partition
 from hrlxf_assets.collect import tournament_logs
 from hrlxf_assets.partitions import collection_runs
+from hrlxf_assets.publish import problems_check, publication_metadata, publish_frame
 from hrlxf_assets.resources import DataStore
 from hrlxf_assets.versioning import files_sha256
 from hrlxf_core.datasets.checks import check_macro, check_micro
 from hrlxf_core.datasets.expert_clip import clip_rate_markdown, clip_rate_table
 from hrlxf_core.datasets.macro import build_macro
-from hrlxf_core.datasets.micro import OP_NAMES, build_micro
-from hrlxf_core.datasets.partition import expert_paths, load_partition
-from hrlxf_core.io import write_parquet_atomic
+from hrlxf_core.datasets.micro import build_micro
+from hrlxf_core.datasets.partition import PartitionTables, expert_paths, load_partition
+from hrlxf_core.l3_contract import OP_NAMES
 from hrlxf_core.labels import BUCKET_EDGES, GOAL_NAMES
 from hrlxf_core.sim.roster import DEFAULT_EXPERTS
 from hrlxf_core.training.plots import macro_summary_png, micro_summary_png
@@ -27,7 +29,7 @@ from hrlxf_core.training.plots import macro_summary_png, micro_summary_png
 CODE_VERSION = "datasets-v4"
 MACRO_FILE = "macro.parquet"
 MICRO_FILE = "micro.parquet"
-#: Target of the expert clip rate, per level × role (DESIGN §6.2).
+#: Target of the expert clip rate, per level × role (docs/design.md §6.2).
 CLIP_RATE_TARGET = 0.10
 
 
@@ -53,40 +55,36 @@ def _per_type(df: pl.DataFrame) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in df.group_by("agent_type").len().sort("agent_type").iter_rows()}
 
 
-def _check_result(name: str, problems: list[str], asset: str) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=name,
-        asset_key=asset,
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
-    )
-
-
 def _build_partition_dataset(
     context: dg.AssetExecutionContext,
     config: DatasetConfig,
     data_store: DataStore,
     asset: str,
     filename: str,
-    build,
-) -> tuple[pl.DataFrame, Any, Path, dict[str, Any]]:
-    """Load the partition's logs, build one dataset, write it atomically; returns the frame, the
-    tables, the file and the metadata every dataset asset records."""
+    build: Callable[[PartitionTables], pl.DataFrame],
+    check: Callable[[pl.DataFrame, PartitionTables], list[str]],
+) -> tuple[pl.DataFrame, PartitionTables, Path, list[str], dict[str, Any]]:
+    """Load the partition's logs, build one dataset, run its blocking check, then publish: the
+    canonical file is written only when the check found no problem (else the rejected build goes
+    to ``<name>.rejected.parquet`` and a previous valid file stays). Returns the frame, the
+    tables, the file written, the problems and the metadata every dataset asset records."""
     partition = context.partition_key
     t0 = time.perf_counter()
     tables = load_partition(data_store.asset_dir("tournament_logs", partition), config.experts)
     df = build(tables)
-    out = data_store.asset_dir(asset, partition) / filename
-    write_parquet_atomic(df, out)
+    problems = check(df, tables)
+    out = publish_frame(df, data_store.asset_dir(asset, partition) / filename, problems)
+    if problems:
+        context.log.error(f"{asset}[{partition}]: not published, {len(problems)} problem(s); kept at {out}")
     metadata = {
         "path": dg.MetadataValue.path(str(out)),
         "rows": df.height,
         "rows_per_agent_type": dg.MetadataValue.json(_per_type(df)),
         "experts": dg.MetadataValue.json(expert_paths(config.experts)),
         "build_s": round(time.perf_counter() - t0, 3),
+        **publication_metadata([f"{asset}_valid"] if problems else [], out),
     }
-    return df, tables, out, metadata
+    return df, tables, out, problems, metadata
 
 
 @dg.asset(
@@ -110,10 +108,10 @@ def _build_partition_dataset(
 def macro_samples(
     context: dg.AssetExecutionContext, config: DatasetConfig, data_store: DataStore
 ) -> dg.MaterializeResult:
-    df, tables, out, metadata = _build_partition_dataset(
-        context, config, data_store, "macro_samples", MACRO_FILE, build_macro
-    )
-    problems = check_macro(df, tables.day_states)
+    df, _, out, problems, metadata = _build_partition_dataset(
+        context, config, data_store, "macro_samples", MACRO_FILE, build_macro,
+        lambda df, tables: check_macro(df, tables.day_states),
+    )  # fmt: skip
     goal = np.stack(df["goal"].to_numpy()) if df.height else np.zeros((0, len(GOAL_NAMES)))
     stats = "| label | mean | max |\n|---|---:|---:|\n" + "\n".join(
         f"| {n} | {goal[:, i].mean():.3f} | {goal[:, i].max():.3f} |"
@@ -130,7 +128,7 @@ def macro_samples(
             ),
         },
         data_version=dg.DataVersion(files_sha256([out])[:16]),
-        check_results=[_check_result("macro_valid", problems, "macro_samples")],
+        check_results=[problems_check("macro_samples", "macro_valid", problems)],
     )
 
 
@@ -163,10 +161,10 @@ def macro_samples(
 def micro_samples(
     context: dg.AssetExecutionContext, config: DatasetConfig, data_store: DataStore
 ) -> dg.MaterializeResult:
-    df, _, out, metadata = _build_partition_dataset(
-        context, config, data_store, "micro_samples", MICRO_FILE, build_micro
-    )
-    problems = check_micro(df)
+    df, _, out, problems, metadata = _build_partition_dataset(
+        context, config, data_store, "micro_samples", MICRO_FILE, build_micro,
+        lambda df, _tables: check_micro(df),
+    )  # fmt: skip
     clip = clip_rate_table(df)
     over = clip.filter((pl.col("kind") == "all") & (pl.col("clip_rate") > CLIP_RATE_TARGET))
     clip_check = dg.AssetCheckResult(
@@ -206,5 +204,5 @@ def micro_samples(
             ),
         },
         data_version=dg.DataVersion(files_sha256([out])[:16]),
-        check_results=[_check_result("micro_valid", problems, "micro_samples"), clip_check],
+        check_results=[problems_check("micro_samples", "micro_valid", problems), clip_check],
     )

@@ -21,10 +21,12 @@ from hrlxf_assets.collect import tournament_logs
 from hrlxf_assets.datasets import MACRO_FILE, MICRO_FILE, DatasetConfig, macro_samples, micro_samples
 from hrlxf_assets.lineage import lineage_record, png_markdown, source_files
 from hrlxf_assets.partitions import collection_runs
+from hrlxf_assets.publish import blocking_failures, problems_check, publication_metadata, publish_frame
 from hrlxf_assets.resources import DataStore
+from hrlxf_core.datasets.checks import check_goal_hat, check_l4
 from hrlxf_core.datasets.outcomes import TOP_TEACHERS
 from hrlxf_core.datasets.partition import load_partition
-from hrlxf_core.io import write_parquet_atomic, write_text_atomic
+from hrlxf_core.io import write_text_atomic
 
 CODE_VERSION = "models-v1"
 GOAL_HAT_FILE = "micro_goal_hat.parquet"
@@ -191,8 +193,9 @@ def _train_model(
     extra_lineage: dict[str, Any] | None = None,
     **train_kwargs: Any,
 ) -> tuple[Any, dict[str, Any], list[dg.AssetCheckResult]]:
-    """Train one model asset: sources, lineage, checkpoint under runs/<run_id>, current.json,
-    checks (finite, reload reproduces metrics, beats naive) and metadata, the same for L2/L3/L4."""
+    """Train one model asset: sources, lineage, checkpoint under runs/<run_id>, checks (finite,
+    reload reproduces metrics, beats naive), then current.json only when every blocking check
+    passed, and metadata, the same for L2/L3/L4."""
     sources = source_files(context, data_store.root(), source_asset, source_file, config.partitions)
     lineage = lineage_record(context, sources, CODE_VERSION, config, extra_lineage)
     out = _model_dir(data_store, asset, context.run_id) / f"{asset[:2]}.pt"
@@ -201,9 +204,14 @@ def _train_model(
     trained = train(
         files, out, work, _train_cfg(config), lineage=lineage, log=context.log.info, **train_kwargs
     )
-    _publish_current(data_store, asset, out, trained.sha256)
     checks = _model_checks(asset, out, trained.metrics, reproduce(out, files, work), metric_keys)
-    return trained, _model_metadata(trained, sources, lineage, title), checks
+    failed = blocking_failures(checks)
+    if not failed:
+        _publish_current(data_store, asset, out, trained.sha256)
+    else:
+        context.log.error(f"{asset}: {out} not published as current: blocking check(s) {failed} failed")
+    md = {**_model_metadata(trained, sources, lineage, title), **publication_metadata(failed, str(out))}
+    return trained, md, checks
 
 
 def _result(trained: Any, md: dict[str, Any], checks: list[dg.AssetCheckResult]) -> dg.MaterializeResult:
@@ -242,6 +250,14 @@ def l2_model(
     group_name="datasets",
     kinds={"pytorch", "parquet"},
     code_version=CODE_VERSION,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "goal_hat_valid",
+            asset="micro_samples_goal_hat",
+            blocking=True,
+            description="micro schema, finite, one row per micro sample, every goal_hat dim finite and sane",
+        )
+    ],
     description="Micro samples of a partition with goal = the trained L2's goal_hat for the agent-day "
     "(predicted from its day-start state). Re-derived for every partition when L2 changes.",
 )
@@ -254,19 +270,22 @@ def micro_samples_goal_hat(context: dg.AssetExecutionContext, data_store: DataSt
     micro = pl.read_parquet(data_store.asset_dir("micro_samples", p) / MICRO_FILE)
     macro = pl.read_parquet(data_store.asset_dir("macro_samples", p) / MACRO_FILE)
     df = backfill_goal_hat(l2_path, micro, macro)
-    out = data_store.asset_dir("micro_samples_goal_hat", p) / GOAL_HAT_FILE
-    write_parquet_atomic(df, out)
+    problems = check_goal_hat(df, micro)
+    out = publish_frame(df, data_store.asset_dir("micro_samples_goal_hat", p) / GOAL_HAT_FILE, problems)
     goal = np.stack(df["goal"].to_numpy()) if df.height else np.zeros((0, 16))
+    finite = goal[np.isfinite(goal).all(1)] if len(goal) else goal
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(out)),
+            **publication_metadata(["goal_hat_valid"] if problems else [], out),
             "rows": df.height,
             "l2_checkpoint": str(l2_path),
             "l2_sha256": file_sha256(l2_path),
-            "goal_hat_mean": dg.MetadataValue.json([round(float(x), 4) for x in goal.mean(0)])
-            if len(goal)
+            "goal_hat_mean": dg.MetadataValue.json([round(float(x), 4) for x in finite.mean(0)])
+            if len(finite)
             else [],
         },
+        check_results=[problems_check("micro_samples_goal_hat", "goal_hat_valid", problems)],
     )
 
 
@@ -310,6 +329,14 @@ def l3_model(
     group_name="datasets",
     kinds={"polars", "parquet"},
     code_version=CODE_VERSION,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "l4_valid",
+            asset="l4_distill_set",
+            blocking=True,
+            description="schema, finite, α in [0, 1] summing to 1 per set, n_threads rows per set",
+        )
+    ],
     description="L4 distillation set of a partition: per round of an expert's day, the live threads' features, "
     "the global features and the heuristic teacher's α.",
 )
@@ -323,16 +350,18 @@ def l4_distill_set(
     tables = load_partition(data_store.asset_dir("tournament_logs", p), config.experts)
     goal_hat = pl.read_parquet(data_store.asset_dir("micro_samples_goal_hat", p) / GOAL_HAT_FILE)
     df = build_l4_distill(tables, goal_hat)
-    out = data_store.asset_dir("l4_distill_set", p) / L4_FILE
-    write_parquet_atomic(df, out)
+    problems = check_l4(df)
+    out = publish_frame(df, data_store.asset_dir("l4_distill_set", p) / L4_FILE, problems)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(out)),
+            **publication_metadata(["l4_valid"] if problems else [], out),
             "rows": df.height,
             "sets": df["set_id"].n_unique(),
             "mean_threads_per_set": float(df["n_threads"].mean()) if df.height else 0.0,
             "build_s": round(time.perf_counter() - t0, 3),
         },
+        check_results=[problems_check("l4_distill_set", "l4_valid", problems)],
     )
 
 

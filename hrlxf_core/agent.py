@@ -28,7 +28,6 @@ from negmas import ResponseType, SAOResponse
 from scml.std import StdSyncAgent
 
 from hrlxf_core.agent_layers import make_stack
-from hrlxf_core.datasets.micro import HIST_FEATURES, HIST_LEN, OP_ACCEPT, OP_OFFER
 from hrlxf_core.expert_inputs import expert_features
 from hrlxf_core.l1_safety import (
     ReservedLimits,
@@ -41,11 +40,12 @@ from hrlxf_core.l1_safety import (
     role_safe,
     time_mask,
 )
+from hrlxf_core.l3_contract import OP_ACCEPT, OP_OFFER, ThreadHistory
 from hrlxf_core.l4_features import global_features, thread_features
 from hrlxf_core.models.l3_inputs import residual_to_offer
-from hrlxf_core.normalization import INVENTORY_DAYS_NORM
 from hrlxf_core.numeric import finite
-from hrlxf_core.online import TableOffer, live_observation, thread_from_nmi
+from hrlxf_core.offer_table import OfferTable, TableOffer
+from hrlxf_core.online import live_observation, thread_from_nmi
 from hrlxf_core.state import Observation, x_role_thread, x_static
 
 
@@ -94,27 +94,16 @@ class AgentStats:
         }
 
 
-def history_features(
-    entries: list[tuple[float, float, float, float]], n_lines: float, market: float, day: int
-) -> tuple[np.ndarray, int]:
-    """(HIST_LEN*4,) right-aligned history (newest last) in the layout of the micro samples."""
-    hist = np.zeros((HIST_LEN, HIST_FEATURES))
-    last = entries[-HIST_LEN:]
-    for i, (q, t, p, who) in enumerate(last):
-        row = HIST_LEN - len(last) + i
-        hist[row] = (q / max(n_lines, 1e-9), (t - day) / INVENTORY_DAYS_NORM, p / max(market, 1e-9), who)
-    return hist.reshape(-1), len(last)
-
-
 def plan_round(
     stack: Any,
     obs: Observation,
     goal: np.ndarray,
     my_id: str,
     inputs: list[ThreadInput],
-    ledger: dict[str, list[tuple[float, float, float, float]]],
+    ledger: dict[str, ThreadHistory],
 ) -> dict[str, Planned]:
-    """Plan every live thread of a round at once (order-free; see the module doc)."""
+    """Plan every live thread of a round at once (order-free; see the module doc). ``ledger``:
+    each thread's offers so far, the one being answered last (encoded as the micro samples)."""
     t = len(inputs)
     day = int(obs.day[0])
     inputs = sorted(inputs, key=lambda x: x.nid)  # presentation order never matters
@@ -130,7 +119,7 @@ def plan_round(
         [x.offer if x.offer is not None else (np.nan, np.nan, np.nan) for x in inputs], dtype=np.float64
     )
     hist = [
-        history_features(ledger.get(x.nid, []), float(obs.n_lines[0]), float(m), day)
+        ledger.get(x.nid, ThreadHistory()).features(float(obs.n_lines[0]), float(m), day)
         for x, m in zip(inputs, market, strict=True)
     ]
     goal_rows = np.repeat(np.asarray(goal, np.float64).reshape(1, -1), t, axis=0)
@@ -268,8 +257,8 @@ class LitaAgentHRL(StdSyncAgent):
         self.stats = AgentStats()
         self._initial_balance = 0.0
         self._goal = np.zeros(16)
-        self._ledger: dict[str, list[tuple[float, float, float, float]]] = {}
-        self._table: dict[str, TableOffer] = {}
+        self._ledger: dict[str, ThreadHistory] = {}
+        self._table = OfferTable()
 
     # -- life cycle ---------------------------------------------------------------------------------
     def init(self) -> None:
@@ -277,7 +266,8 @@ class LitaAgentHRL(StdSyncAgent):
         super().init()
 
     def before_step(self) -> None:
-        self._ledger, self._table = {}, {}
+        self._ledger = {}
+        self._table.clear()
         try:
             obs = live_observation(self.awi, self._initial_balance)
             self._goal = np.asarray(self.stack.goal(obs), np.float64).reshape(-1)
@@ -310,12 +300,10 @@ class LitaAgentHRL(StdSyncAgent):
             )
         for x in inputs:
             if x.offer is not None:
-                self._ledger.setdefault(x.nid, []).append(
-                    (float(x.offer[0]), float(x.offer[1]), float(x.offer[2]), 0.0)
-                )
+                self._ledger.setdefault(x.nid, ThreadHistory()).add(*x.offer, own=False)
         if not inputs:
             return {}
-        obs = live_observation(self.awi, self._initial_balance, self._table.values())
+        obs = live_observation(self.awi, self._initial_balance, self._table.offers())
         try:
             plan = plan_round(self.stack, obs, self._goal, self.awi.agent.id, inputs, self._ledger)
         except Exception as exc:  # last resort: the L1 stack, which must not fail
@@ -325,16 +313,14 @@ class LitaAgentHRL(StdSyncAgent):
                 p.fallback = True
         for x in inputs:
             if x.offer is not None:
-                self._table[x.nid] = TableOffer(
-                    x.nmi.annotation.get("buyer") == self.awi.agent.id,
-                    int(x.offer[1]) - self.awi.current_step,
-                    float(x.offer[0]),
-                    float(x.offer[2]),
-                )
-        for nid, p in plan.items():
-            if p.offer is not None:
-                self._ledger.setdefault(nid, []).append(
-                    (float(p.offer[0]), float(p.offer[1]), float(p.offer[2]), 1.0)
+                self._table.receive(
+                    x.nid,
+                    TableOffer(
+                        x.nmi.annotation.get("buyer") == self.awi.agent.id,
+                        int(x.offer[1]) - self.awi.current_step,
+                        float(x.offer[0]),
+                        float(x.offer[2]),
+                    ),
                 )
         self.stats.rounds += 1
         self.stats.decisions += len(plan)
@@ -342,6 +328,18 @@ class LitaAgentHRL(StdSyncAgent):
         self.stats.fallbacks += sum(p.fallback for p in plan.values())
         self.stats.latency_ms.append((time.perf_counter() - t0) * 1000.0)
         return plan
+
+    def propose(self, negotiator_id: str, state: Any, *args: Any, **kwargs: Any) -> Any:
+        """The offer the mechanism takes from us enters the thread's history here, not when it
+        is planned: a sync agent plans first proposals for threads its partner opens, and those
+        are never sent (the micro samples hold only offers that were made)."""
+        offer = super().propose(negotiator_id, state, *args, **kwargs)
+        sent = getattr(offer, "outcome", offer)
+        neg = self.negotiators.get(negotiator_id)
+        nmi = neg[0].nmi if neg is not None else None
+        if sent is not None and nmi is not None and nmi.outcome_space.is_valid(sent):
+            self._ledger.setdefault(negotiator_id, ThreadHistory()).add(*sent, own=True)
+        return offer
 
     def first_proposals(self) -> dict[str, Any]:
         nids = list(self.negotiators.keys())
@@ -372,12 +370,13 @@ class LitaAgentHRL(StdSyncAgent):
         except Exception as exc:
             self.stats.errors.append(f"safety check: {type(exc).__name__}: {exc}")
         partner = next((p for p in contract.partners if p != self.awi.agent.id), None)
-        self._table.pop(partner, None)
+        if partner is not None:
+            self._table.end(partner)
         super().on_negotiation_success(contract, mechanism)
 
     def on_negotiation_failure(self, partners: Any, annotation: Any, mechanism: Any, state: Any) -> None:
         for p in partners:
-            self._table.pop(p, None)
+            self._table.end(p)
         super().on_negotiation_failure(partners, annotation, mechanism, state)
 
     def _check_realised_safety(self, contract: Any) -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from hrlxf_core.datasets.micro import OP_ACCEPT, OP_END, OP_OFFER
 from hrlxf_core.heuristics import heuristic_l2_goal, heuristic_l3_residual, heuristic_l4_alpha
+from hrlxf_core.l3_contract import OP_ACCEPT, OP_END, OP_OFFER
 from hrlxf_core.labels import GOAL_DIM
 from hrlxf_core.state import Observation
 
@@ -33,7 +33,7 @@ def rule_ops(cols: dict[str, np.ndarray], target_p: np.ndarray, offer_safe: np.n
 
 
 class L1Stack:
-    """Residual 0: the agent plays the L1 baseline (DESIGN rule 1 with L3 at zero)."""
+    """Residual 0: the agent plays the L1 baseline (docs/design.md §6.3 mode `l1`: seed §1.1 with L3 at zero)."""
 
     mode = "l1"
 
@@ -80,9 +80,7 @@ class NeuralStack:
     def __init__(self, l2_path: Path, l3_path: Path, l4_path: Path, device: str = "cpu") -> None:
         import torch
 
-        from hrlxf_core.training.l2_train import load_l2
-        from hrlxf_core.training.l3_train import load_l3
-        from hrlxf_core.training.l4_train import load_l4
+        from hrlxf_core.models.checkpoint import load_l2, load_l3, load_l4
 
         torch.set_num_threads(1)  # a world worker is one core; threads only add latency here
         self.torch = torch

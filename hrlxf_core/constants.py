@@ -3,7 +3,7 @@
 One place, so that online (agent) and offline (pipeline) code cannot disagree about them.
 """
 
-#: Planning horizon of the features, in days (DESIGN §6): commitment vectors and X_temporal
+#: Planning horizon of the features, in days (docs/design.md §6): commitment vectors and X_temporal
 #: have one entry per delivery offset δ = 0..H.
 H: int = 40
 

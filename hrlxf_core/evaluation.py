@@ -1,4 +1,4 @@
-"""Tournament evaluation of LitaAgentHRL against the experts it learned from (DESIGN §8).
+"""Tournament evaluation of LitaAgentHRL against the experts it learned from (docs/design.md §8).
 
 Every contender plays in every world (same worlds for all): each world draws an anac2024_std
 configuration, spreads the contenders over its production levels in a fresh random order

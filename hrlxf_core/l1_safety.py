@@ -1,4 +1,4 @@
-"""L1: safety limits, the binding baseline, clip() and dynamic reservation (DESIGN §6.2).
+"""L1: safety limits, the binding baseline, clip() and dynamic reservation (docs/design.md §6.2).
 
 The baseline is the one the user confirmed (seed §1.3, binding): buy
 ``q = min(Q_safe[δ]/2, B_free/price)``, ``p = 0.95·market``; sell ``q = inventory/2``,

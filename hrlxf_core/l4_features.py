@@ -1,4 +1,4 @@
-"""L4 features: one vector per live thread of a round, and one global vector (DESIGN §6.3).
+"""L4 features: one vector per live thread of a round, and one global vector (docs/design.md §6.3).
 
 They are built only from quantities that both the live agent and the offline pipeline have
 (the observation, the L1 limits and baseline of each thread, the thread's latest offer and

@@ -2,7 +2,7 @@
 
 g ∈ R^16 = 4 buckets × [Q_buy, P_buy, Q_sell, P_sell], bucket-major (g[4·b + j]).
 
-Bucket edges (one constant, DESIGN §6.3). Measured on 1,347 agreements of tracked experts in
+Bucket edges (one constant, docs/design.md §6.3). Measured on 1,347 agreements of tracked experts in
 12 smoke worlds (scml 0.8.4, horizon 10) on 2026-11-25, lead time δ = delivery day − day:
 δ=0: 53.7 %, δ∈[1,2]: 13.2 %, δ∈[3,5]: 16.2 %, δ∈[6,10]: 16.9 % (δ > 10 never occurs: std
 deliveries are at most ``horizon`` = 10 days ahead). Re-measured on the 50,283 agreements of all

@@ -1,4 +1,4 @@
-"""Normalisers of every feature, in one place (DESIGN §6.1: every feature O(1)).
+"""Normalisers of every feature, in one place (docs/design.md §6.1: every feature O(1)).
 
 The online agent and the offline pipeline import these constants; changing one changes the
 feature schema hash, so checkpoints trained with the old value refuse to load.

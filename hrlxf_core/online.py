@@ -8,38 +8,16 @@ same day-start record function, so the state and L1 quantities cannot drift apar
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hrlxf_core.l1_safety import Threads
 from hrlxf_core.observation import day_start_record
-from hrlxf_core.state import K, Observation, observation_from_records
+from hrlxf_core.offer_table import TableOffer, offers_arrays
+from hrlxf_core.state import Observation, observation_from_records
 
-
-@dataclass(frozen=True)
-class TableOffer:
-    """An offer on the table in a live thread: what the partner last offered us."""
-
-    is_buyer: bool  # our role in that thread
-    delta: int  # delivery day − today
-    quantity: float
-    unit_price: float
-
-
-def offers_arrays(offers: Iterable[TableOffer]) -> dict[str, np.ndarray]:
-    """(1, K) arrays of the offers on the table, by side and δ (the Observation's offer fields)."""
-    out = {
-        k: np.zeros((1, K))
-        for k in ("offers_buy_q", "offers_buy_value", "offers_sell_q", "offers_sell_value")
-    }
-    for o in offers:
-        d = min(max(int(o.delta), 0), K - 1)
-        side = "buy" if o.is_buyer else "sell"
-        out[f"offers_{side}_q"][0, d] += o.quantity
-        out[f"offers_{side}_value"][0, d] += o.quantity * o.unit_price
-    return out
+__all__ = ["TableOffer", "live_observation", "offers_arrays", "thread_from_nmi"]
 
 
 def live_observation(awi: Any, initial_balance: float, offers: Iterable[TableOffer] = ()) -> Observation:

@@ -16,6 +16,7 @@ import torch
 
 import hrlxf_core.agent as agent_mod
 from hrlxf_core.evaluation import EvalConfig, draw_eval_specs
+from hrlxf_core.l3_contract import ThreadHistory
 from hrlxf_core.l4_features import N_GLOBAL, N_THREAD
 from hrlxf_core.models.l2 import L2Config, L2Net
 from hrlxf_core.models.l3 import L3Config, L3Net
@@ -161,7 +162,14 @@ def test_batch_plan_is_order_free(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     def recording(stack, obs, goal, my_id, inputs, ledger):
         if len(inputs) >= 3 and len(calls) < 12:
             calls.append(
-                (stack, obs.copy(), goal.copy(), my_id, list(inputs), {k: list(v) for k, v in ledger.items()})
+                (
+                    stack,
+                    obs.copy(),
+                    goal.copy(),
+                    my_id,
+                    list(inputs),
+                    {k: ThreadHistory(list(v.entries)) for k, v in ledger.items()},
+                )
             )
         return real(stack, obs, goal, my_id, inputs, ledger)
 

@@ -373,3 +373,54 @@ def test_teacher_table_asset_and_outcome_weights_on_real_rows(materialized) -> N
         at = level == lv
         order = np.argsort(score[at])
         assert (np.diff(w[at][order]) >= -1e-6).all()
+
+
+def test_a_dataset_failing_its_blocking_check_is_never_published(
+    materialized, tmp_path: Path, monkeypatch
+) -> None:
+    """check_micro / check_macro report a problem: the build goes to <name>.rejected.parquet, the
+    previous valid file stays byte for byte, and with no previous file there is no canonical file
+    for training's source_files to pick up. A later valid build replaces the rejected file."""
+    import hrlxf_assets.datasets as datasets
+    from hrlxf_assets.publish import rejected_path
+
+    data, _ = materialized
+    root = tmp_path / "data"
+    shutil.copytree(data, root)
+    micro = root / "micro_samples" / "tiny" / MICRO_FILE
+    macro = root / "macro_samples" / "tiny" / MACRO_FILE
+    before = micro.read_bytes()
+    macro.unlink()  # macro: no valid build yet
+    monkeypatch.setattr(datasets, "check_micro", lambda df: ["res_q: 1 row(s) out of range"])
+    monkeypatch.setattr(datasets, "check_macro", lambda df, ds: ["goal: quantity label outside [0, 20]"])
+
+    def run() -> dg.ExecuteInProcessResult:
+        inst = tmp_path / f"inst{len(list(tmp_path.glob('inst*')))}"
+        inst.mkdir()
+        with dg.instance_for_test(temp_dir=str(inst)) as instance:
+            instance.add_dynamic_partitions(COLLECTION_RUNS, ["tiny"])
+            return dg.materialize(
+                [macro_samples, micro_samples],
+                instance=instance,
+                partition_key="tiny",
+                resources={"data_store": DataStore(data_dir=str(root))},
+                run_config={
+                    "ops": {k: {"config": {"experts": EXPERTS}} for k in ("macro_samples", "micro_samples")}
+                },
+                raise_on_error=False,
+            )
+
+    r = run()
+    checks = {c.check_name: c.passed for c in r.get_asset_check_evaluations()}
+    assert checks["micro_valid"] is False and checks["macro_valid"] is False
+    assert micro.read_bytes() == before and not macro.exists()
+    assert rejected_path(micro).exists() and rejected_path(macro).exists()
+    for node in ("macro_samples", "micro_samples"):
+        (mat,) = r.asset_materializations_for_node(node)
+        assert mat.metadata["published"].value is False
+        assert mat.metadata["path"].value.endswith(".rejected.parquet")
+
+    monkeypatch.setattr(datasets, "check_micro", check_micro)
+    monkeypatch.setattr(datasets, "check_macro", check_macro)
+    assert run().success
+    assert macro.exists() and not rejected_path(macro).exists() and not rejected_path(micro).exists()

@@ -1,4 +1,4 @@
-"""Property tests of L1 (DESIGN §6.2): an action that survives clip() is safe by construction, and
+"""Property tests of L1 (docs/design.md §6.2): an action that survives clip() is safe by construction, and
 so is any sequence of dynamically reserved actions; the features of any valid observation are
 finite and bounded; the batch API does not depend on the order of its rows.
 

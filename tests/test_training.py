@@ -423,3 +423,102 @@ def test_max_train_worlds_keeps_nested_training_subsets_and_the_same_evaluation_
     assert len(ten["train"]) == 10 and len(five["train"]) == 5
     assert five["train"] < ten["train"] < full["train"]  # nested
     assert ten["val"] == full["val"] and ten["test"] == full["test"]  # the same evaluation worlds
+
+
+def _rerun(assets, data: Path, tmp: Path, partition: str | None, ops: dict) -> dg.ExecuteInProcessResult:
+    """Materialize ``assets`` again on ``data`` (a copy of the fixture's data) in a fresh instance."""
+    (tmp / "inst").mkdir(exist_ok=True)
+    with dg.instance_for_test(temp_dir=str(tmp / "inst")) as instance:
+        instance.add_dynamic_partitions(COLLECTION_RUNS, ["pa", "pb"])
+        return dg.materialize(
+            assets,
+            instance=instance,
+            partition_key=partition,
+            resources={"data_store": DataStore(data_dir=str(data))},
+            run_config={"ops": ops},
+            raise_on_error=False,
+        )
+
+
+def test_a_checkpoint_failing_a_blocking_check_is_never_published(
+    trained_graph, tmp_path: Path, monkeypatch
+) -> None:
+    """weights_finite fails: the new checkpoint stays under runs/<run_id> for inspection, the
+    metadata says why it was not published, and current.json (what micro_samples_goal_hat,
+    policy_selection, agent_evaluation and LitaAgentHRL read) still names the previous one."""
+    import hrlxf_assets.models as models
+
+    src, _ = trained_graph
+    data = tmp_path / "data"
+    shutil.copytree(src / "macro_samples", data / "macro_samples")
+    shutil.copytree(src / "l2_model", data / "l2_model")
+    before = (data / "l2_model" / "current.json").read_bytes()
+    monkeypatch.setattr(models, "_finite", lambda _path: False)
+    r = _rerun([l2_model], data, tmp_path, None, {"l2_model": {"config": {**SMALL_TRAIN, "max_epochs": 1}}})
+    checks = {c.check_name: c.passed for c in r.get_asset_check_evaluations()}
+    assert checks["weights_finite"] is False
+    (mat,) = r.asset_materializations_for_node("l2_model")
+    assert mat.metadata["published"].value is False
+    assert "weights_finite" in mat.metadata["not_published_reason"].value
+    assert Path(mat.metadata["checkpoint_path"].value).exists()  # kept for inspection
+    assert (data / "l2_model" / "current.json").read_bytes() == before
+    assert models.current_checkpoint(DataStore(data_dir=str(data)), "l2_model") != Path(
+        mat.metadata["checkpoint_path"].value
+    )
+
+
+def test_a_rejected_goal_hat_and_l4_set_stay_out_of_training(
+    trained_graph, tmp_path: Path, monkeypatch
+) -> None:
+    """A goal_hat with an infinite dim and an L4 set whose α does not sum to 1 fail their
+    blocking checks: each goes to its .rejected.parquet, the canonical file of a previous valid
+    build is unchanged, and a partition with no valid build has no canonical file at all."""
+    import polars as pl
+
+    import hrlxf_core.datasets.l4_distill as l4d
+    import hrlxf_core.training.l2_train as l2t
+    from hrlxf_assets.publish import rejected_path
+
+    src, _ = trained_graph
+    data = tmp_path / "data"
+    shutil.copytree(src, data, ignore=shutil.ignore_patterns(".train"))
+    gh_pa = data / "micro_samples_goal_hat" / "pa" / "micro_goal_hat.parquet"
+    gh_pb = data / "micro_samples_goal_hat" / "pb" / "micro_goal_hat.parquet"
+    before = gh_pa.read_bytes()
+    gh_pb.unlink()  # pb: no valid build yet
+    real_backfill = l2t.backfill_goal_hat
+
+    def broken_backfill(*args, **kwargs):
+        df = real_backfill(*args, **kwargs)
+        return df.with_columns(pl.col("goal").arr.eval(pl.element() * float("inf")).cast(df.schema["goal"]))
+
+    monkeypatch.setattr(l2t, "backfill_goal_hat", broken_backfill)
+    for p in ("pa", "pb"):
+        r = _rerun([micro_samples_goal_hat], data, tmp_path, p, {})
+        (check,) = r.get_asset_check_evaluations()
+        assert not check.passed and "goal" in check.metadata["problems"].value
+        (mat,) = r.asset_materializations_for_node("micro_samples_goal_hat")
+        assert mat.metadata["published"].value is False
+    assert gh_pa.read_bytes() == before and not gh_pb.exists()
+    assert rejected_path(gh_pa).exists() and rejected_path(gh_pb).exists()
+
+    from hrlxf_assets.lineage import source_files
+
+    class _Ctx:  # source_files only asks the instance for the known partitions
+        class instance:
+            @staticmethod
+            def get_dynamic_partitions(_name):
+                return ["pa", "pb"]
+
+    assert set(source_files(_Ctx(), data, "micro_samples_goal_hat", "micro_goal_hat.parquet", [])) == {"pa"}
+
+    l4_pa = data / "l4_distill_set" / "pa" / "l4_distill.parquet"
+    l4_before = l4_pa.read_bytes()
+    real_l4 = l4d.build_l4_distill
+    monkeypatch.setattr(
+        l4d, "build_l4_distill", lambda *a: real_l4(*a).with_columns(pl.col("teacher_alpha") * 2)
+    )
+    r = _rerun([l4_distill_set], data, tmp_path, "pa", {"l4_distill_set": {"config": {"experts": EXPERTS}}})
+    (check,) = r.get_asset_check_evaluations()
+    assert not check.passed and "teacher_alpha" in check.metadata["problems"].value
+    assert l4_pa.read_bytes() == l4_before and rejected_path(l4_pa).exists()

@@ -10,11 +10,17 @@ import numpy as np
 import polars as pl
 
 from hrlxf_core.constants import H
+from hrlxf_core.datasets.l4_distill import L4_SCHEMA
 from hrlxf_core.datasets.macro import MACRO_SCHEMA
-from hrlxf_core.datasets.micro import MICRO_SCHEMA, OP_NAMES
+from hrlxf_core.datasets.micro import MICRO_SCHEMA
 from hrlxf_core.datasets.offline_obs import observation_from_day_states
+from hrlxf_core.l3_contract import OP_NAMES
 from hrlxf_core.labels import GOAL_DIM, PRICE_RATIO_RANGE, QUANTITY_LABEL_MAX
 from hrlxf_core.state import x_static
+
+#: |goal_hat| above this is no goal L2 could mean (labels live in [0, 20] and [0.5, 2]): a sign of
+#: diverged weights or a broken backfill, caught before L3 / L4 train on it.
+GOAL_HAT_SANE_MAX = 10 * QUANTITY_LABEL_MAX
 
 
 def check_schema(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> list[str]:
@@ -111,4 +117,58 @@ def check_micro(df: pl.DataFrame) -> list[str]:
         problems.append("q_safe: negative safe quantity")
     if df.select(["world_id", "agent_id", "day", "seq"]).is_duplicated().any():
         problems.append("world_id/agent_id/day/seq: duplicated decision")
+    return problems
+
+
+def check_goal_hat(df: pl.DataFrame, micro: pl.DataFrame) -> list[str]:
+    """micro_samples_goal_hat: the micro schema, finite, one row per micro row in the same
+    order, and a goal_hat whose every dim is finite and within ±GOAL_HAT_SANE_MAX."""
+    problems = check_schema(df, MICRO_SCHEMA)
+    if problems:
+        return problems
+    problems += check_finite(df)
+    if df.height != micro.height:
+        problems.append(f"rows: {df.height} goal_hat row(s) for {micro.height} micro row(s)")
+    elif df.height and not df.select("world_id", "agent_id", "day", "seq").equals(
+        micro.select("world_id", "agent_id", "day", "seq")
+    ):
+        problems.append("world_id/agent_id/day/seq: rows differ from the micro samples'")
+    if df.height:
+        goal = np.stack(df["goal"].to_numpy()).reshape(-1, GOAL_DIM)
+        if not np.isfinite(goal).all():
+            problems.append(f"goal: {int((~np.isfinite(goal)).sum())} NaN/inf value(s)")
+        elif (np.abs(goal) > GOAL_HAT_SANE_MAX).any():
+            problems.append(
+                f"goal: {int((np.abs(goal) > GOAL_HAT_SANE_MAX).sum())} value(s) beyond ±{GOAL_HAT_SANE_MAX}"
+            )
+    return problems
+
+
+def check_l4(df: pl.DataFrame) -> list[str]:
+    """l4_distill_set: schema, finite, α in [0, 1] summing to 1 per set, n_threads rows per set."""
+    problems = check_schema(df, L4_SCHEMA)
+    if problems:
+        return problems
+    problems += check_finite(df)
+    if df.height == 0:
+        return problems
+    per_set = df.group_by("set_id").agg(
+        pl.col("teacher_alpha").sum().alias("alpha_sum"),
+        pl.len().alias("rows"),
+        pl.col("n_threads").min().alias("n_min"),
+        pl.col("n_threads").max().alias("n_max"),
+    )
+    c = pl.col
+    rules = {
+        "teacher_alpha": (c("alpha_sum") - 1.0).abs() > 1e-4,
+        "n_threads": (c("n_min") != c("n_max")) | (c("rows") != c("n_min")) | (c("n_min") < 2),
+    }
+    for field, bad in rules.items():
+        n = per_set.select(bad.sum()).item()
+        if n:
+            what = "α does not sum to 1" if field == "teacher_alpha" else "row count differs from n_threads"
+            problems.append(f"{field}: {n} set(s) where {what}")
+    n = df.select(((c("teacher_alpha") < 0) | (c("teacher_alpha") > 1.0 + 1e-6)).sum()).item()
+    if n:
+        problems.append(f"teacher_alpha: {n} row(s) outside [0, 1]")
     return problems

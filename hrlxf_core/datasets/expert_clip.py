@@ -1,4 +1,4 @@
-"""How much of what the experts do L1 would change or forbid (DESIGN §6.2: the L1 ceiling).
+"""How much of what the experts do L1 would change or forbid (docs/design.md §6.2: the L1 ceiling).
 
 Why in the dataset builder: an imitator behind L1 can do no more than what survives clip(), so
 the share of expert actions clip() would alter is the first number to look at for any L1. It is

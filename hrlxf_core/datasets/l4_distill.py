@@ -1,5 +1,5 @@
 """L4 distillation set: for each round of an expert's day, the live threads' features, the global
-features, and the heuristic teacher's α (DESIGN §6.3, seed §5.3).
+features, and the heuristic teacher's α (docs/design.md §6.3, seed §5.3).
 
 A "round" is the set of an agent's decisions of one day at one negotiation round index: the
 threads it answered together (for the sync experts, one ``counter_all`` batch). Rounds with a

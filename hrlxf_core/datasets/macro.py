@@ -1,4 +1,4 @@
-"""L2 macro samples: one row per tracked expert agent-day (DESIGN §6.3).
+"""L2 macro samples: one row per tracked expert agent-day (docs/design.md §6.3).
 
 Inputs come only from the day-start record (taken in ``before_step``), so nothing of the day's
 own trading leaks into them; the label is the v2 goal reconstructed from the day's deals,

@@ -1,4 +1,4 @@
-"""L3 micro samples: one row per decision point of a tracked expert (DESIGN §6.3).
+"""L3 micro samples: one row per decision point of a tracked expert (docs/design.md §6.3).
 
 Inputs hold only what the expert knew before deciding: the offer history of the thread
 strictly before its own answer (the offer it is answering is the last entry; the counter-offer
@@ -20,16 +20,18 @@ from hrlxf_core.datasets.outcomes import daily_profit
 from hrlxf_core.datasets.partition import PartitionTables
 from hrlxf_core.expert_inputs import N_EXPERT, expert_features
 from hrlxf_core.l1_safety import baseline, l1_limits, market_price, role_safe, time_mask
+from hrlxf_core.l3_contract import (
+    HIST_FEATURES,
+    HIST_LEN,
+    OP_ACCEPT,
+    OP_END,
+    OP_OFFER,
+    encode_history,
+)
 from hrlxf_core.labels import GOAL_DIM
-from hrlxf_core.normalization import INVENTORY_DAYS_NORM
 from hrlxf_core.state import N_STATIC, x_role_thread, x_static
 
-#: Offers of the history kept per sample (most recent last); a std negotiation has ≤ 40 offers.
-HIST_LEN = 16
-#: Features per history entry: quantity / n_lines, δ / 10, price / market, sender (1 = self).
-HIST_FEATURES = 4
-OP_ACCEPT, OP_OFFER, OP_END = 0, 1, 2
-OP_NAMES = ("ACCEPT", "OFFER", "END")
+__all__ = ["MICRO_SCHEMA", "build_micro"]  # the L3 contract (OP_*, HIST_*) lives in hrlxf_core.l3_contract
 
 MICRO_SCHEMA: dict[str, pl.DataType] = {
     "world_id": pl.String,
@@ -116,17 +118,13 @@ def _history(
     idx = end[:, None] - HIST_LEN + np.arange(HIST_LEN)[None, :]
     valid = idx >= np.maximum(start, end - HIST_LEN)[:, None]
     idx = np.clip(idx, 0, max(len(comp) - 1, 0))
-    hist = np.zeros((n, HIST_LEN, HIST_FEATURES))
-    if len(comp):
-        hist[..., 0] = ev_q[idx] / n_lines[:, None]
-        hist[..., 1] = (ev_t[idx] - day[:, None]) / INVENTORY_DAYS_NORM
-        hist[..., 2] = ev_p[idx] / np.maximum(market[:, None], 1e-9)
-        hist[..., 3] = ev_self[idx]
-        hist *= valid[..., None]
+    hist = np.zeros((n, HIST_LEN * HIST_FEATURES))
+    if len(comp):  # the agent's ThreadHistory encodes its live entries with the same function
+        hist = encode_history(ev_q[idx], ev_t[idx], ev_p[idx], ev_self[idx], valid, n_lines, market, day)
     last = np.where(
         end > start, ev_order[np.clip(end - 1, 0, max(len(comp) - 1, 0))] if len(comp) else -1, -1
     )
-    return hist.reshape(n, -1), length, last
+    return hist, length, last
 
 
 def build_micro(tables: PartitionTables) -> pl.DataFrame:

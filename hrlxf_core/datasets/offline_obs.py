@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from hrlxf_core.l1_safety import Threads
+from hrlxf_core.offer_table import offer_events
 from hrlxf_core.state import RECORD_TO_OBS, RECORD_VECTORS, K, Observation, observation_from_arrays
 
 DAY_KEY = ["world_id", "agent_id", "day"]
@@ -118,15 +119,7 @@ def active_offers(decisions: pl.DataFrame, negotiations: pl.DataFrame) -> dict[s
     ).filter(pl.col("ended_seq").is_not_null())
 
     def side_events(frame: pl.DataFrame, q: np.ndarray, value: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        buy = frame["is_buyer"].to_numpy().astype(bool)
-        return np.hstack(
-            [
-                _scatter_offset(delta, np.where(buy, q, 0.0)),
-                _scatter_offset(delta, np.where(buy, value, 0.0)),
-                _scatter_offset(delta, np.where(~buy, q, 0.0)),
-                _scatter_offset(delta, np.where(~buy, value, 0.0)),
-            ]
-        )
+        return offer_events(frame["is_buyer"].to_numpy(), q, value, delta)  # the agent's own encoding
 
     add = side_events(
         rec, rec["recv_q"].to_numpy().astype(float), rec["value"].to_numpy(), rec["delta"].to_numpy()

@@ -1,4 +1,4 @@
-"""L2, the daily manager: day-start state → goal g ∈ R^16 as a Gaussian (DESIGN §6.3, seed §2).
+"""L2, the daily manager: day-start state → goal g ∈ R^16 as a Gaussian (docs/design.md §6.3, seed §2).
 
 Architecture and why:
 - a temporal tower of 1-D convolutions over δ (dilated, residual) reads X_temporal (41 × 10):
@@ -10,7 +10,7 @@ Architecture and why:
 - an MLP on x_static (12) and the role multi-hot (2), fused with the tower by an MLP;
 - a Gaussian head whose mean is bounded like the labels (quantities in
   [0, QUANTITY_LABEL_MAX] days of production, prices in PRICE_RATIO_RANGE of the trading price)
-  by scaled sigmoids, and whose log-std is bounded softly (DESIGN §7: no unbounded outputs).
+  by scaled sigmoids, and whose log-std is bounded softly (docs/design.md §7: no unbounded outputs).
   Biases start at a quantity of ``init_quantity`` and a price ratio of 1, the label's typical
   values, so an untrained L2 already gives a sane goal.
 """

@@ -1,5 +1,5 @@
 """L3, the residual negotiator: a small decision transformer over a thread's offer history
-(DESIGN §6.3, seed §1.1: ``a_final = clip(L1_baseline + L3_residual, L1_mask)``).
+(docs/design.md §6.3, seed §1.1: ``a_final = clip(L1_baseline + L3_residual, L1_mask)``).
 
 Architecture and why:
 - tokens: the prefix offer history (HIST_LEN = 16 entries of [q/n_lines, δ/10, p/market,
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrlxf_core.constants import N_OFFSETS
-from hrlxf_core.datasets.micro import OP_NAMES
+from hrlxf_core.l3_contract import OP_NAMES
 from hrlxf_core.models.common import (
     MASK_VALUE,
     AttentionBlock,

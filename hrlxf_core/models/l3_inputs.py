@@ -2,7 +2,7 @@
 
 Why a separate torch-free module: the online agent and the dataset code build exactly these
 arrays, and must not need torch to do so; one function for both removes train/serve skew
-(DESIGN §7). ``cols`` is any mapping from MICRO_SCHEMA column names to arrays (a dict of numpy
+(docs/design.md §7). ``cols`` is any mapping from MICRO_SCHEMA column names to arrays (a dict of numpy
 arrays online; a polars DataFrame offline works too: its columns are read with ``to_numpy()``).
 
 Context vector (``L3_CONTEXT_NAMES``), every entry O(1) and clipped to ±FEATURE_CLIP:
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from hrlxf_core.constants import N_OFFSETS
-from hrlxf_core.datasets.micro import HIST_FEATURES, HIST_LEN, OP_ACCEPT, OP_END, OP_NAMES, OP_OFFER
 from hrlxf_core.expert_inputs import EXPERT_FEATURE_NAMES, N_EXPERT
+from hrlxf_core.l3_contract import HIST_FEATURES, HIST_LEN, OP_ACCEPT, OP_END, OP_NAMES, OP_OFFER
 from hrlxf_core.labels import GOAL_DIM, GOAL_NAMES
 from hrlxf_core.normalization import (
     FEATURE_CLIP,

@@ -1,5 +1,5 @@
 """L4, the coordinator: one weight α_k per live thread, softmax over a variable number of
-threads (DESIGN §6.3, seed §2 and §5.3). α orders the threads for dynamic reservation.
+threads (docs/design.md §6.3, seed §2 and §5.3). α orders the threads for dynamic reservation.
 
 Architecture and why:
 - each thread's features (``l4_features.THREAD_FEATURE_NAMES``) are embedded by an MLP and the

@@ -1,7 +1,7 @@
 """Feature schemas recorded in checkpoints (torch-free).
 
 Why: a checkpoint is only meaningful together with the exact feature layout and normalisers
-it was trained on (DESIGN §7: "checkpoints that no longer load into the model", "unnormalised
+it was trained on (docs/design.md §7: "checkpoints that no longer load into the model", "unnormalised
 raw inputs"). Every model exposes ``schema()``: input names and dims plus the constants below.
 A loader compares the stored schema with the current one and refuses a mismatch, so changing a
 normaliser or a feature silently can never feed a model inputs it has not seen.

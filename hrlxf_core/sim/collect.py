@@ -1,6 +1,6 @@
 """The hang-proof, resumable collection runner.
 
-Why we own the executor (DESIGN §5): negmas' parallel tournaments have hung forever when a
+Why we own the executor (docs/design.md §5): negmas' parallel tournaments have hung forever when a
 worker died. Here every world runs in its own worker process under a wall-clock timeout; the
 worker writes its world's tables into ``parts/<world_id>/`` through one atomic directory
 rename, so after any crash a world is either complete on disk or absent. Rerunning the same
@@ -21,23 +21,37 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from hrlxf_core.constants import RECORD_SCHEMA_VERSION
-from hrlxf_core.io import read_parquet_checked, write_dir_atomic, write_parquet_atomic, write_text_atomic
-from hrlxf_core.sim.records import OPTIONAL_TABLES, SCHEMAS, TABLES, empty_frame
+from hrlxf_core.io import read_parquet_checked, write_text_atomic
+from hrlxf_core.sim.parts import (
+    consolidate,
+    finished_world_status,
+    finished_worlds,
+    parts_dir,
+    write_crash_part,
+    write_part,
+    write_timeout_part,
+)
+from hrlxf_core.sim.records import SCHEMAS
 from hrlxf_core.sim.roster import KNOWN_AGENTS, resolve_roster
+from hrlxf_core.sim.worker import PYTHONHASHSEED, SCALE_EXTRA_HINT, world_tables
 from hrlxf_core.sim.world_spec import WorldSpec, draw_world_specs
 
-#: The hash seed every worker runs with (fixed so that set/dict-order-dependent code in agents
-#: behaves the same from run to run).
-PYTHONHASHSEED = "0"
+__all__ = [
+    "PYTHONHASHSEED",
+    "SCALE_EXTRA_HINT",
+    "collect",
+    "consolidate",
+    "make_config",
+    "parts_dir",
+    "run_specs",
+    "world_tables",
+]
 
 PROFILES: dict[str, dict[str, Any]] = {
     # A handful of short worlds: about two minutes on two cores.
@@ -67,7 +81,6 @@ DEFAULT_ROSTER: tuple[str, ...] = tuple(n for n in KNOWN_AGENTS if "scml2026" no
 
 #: Where worlds run: ``auto`` = Ray when the ``scale`` extra is installed, else the local pool.
 BACKENDS: tuple[str, ...] = ("auto", "local", "ray")
-SCALE_EXTRA_HINT = 'pip install -e ".[scale]"'
 
 
 def ray_installed() -> bool:
@@ -161,61 +174,10 @@ class CollectionResult:
     recorder_errors: int = 0
 
 
-def parts_dir(out_dir: Path) -> Path:
-    return out_dir / "parts"
-
-
-def world_tables(spec_json: str, run_id: str, data_dir: str, tracked: bool) -> dict[str, pl.DataFrame]:
-    """Run one world in this (worker) process and return its tables; a crash of the world gives
-    the tables of a ``failed`` world with the traceback. The body of every backend's worker."""
-    from hrlxf_core.sim.world_run import apply_sandbox_env, failed_tables, run_world
-
-    spec = WorldSpec.from_json(spec_json)
-    apply_sandbox_env(Path(data_dir))
-    scratch = Path(data_dir) / ".scratch" / spec.world_id
-    t0 = time.perf_counter()
-    try:
-        if os.environ.get("PYTHONHASHSEED") != PYTHONHASHSEED:
-            raise RuntimeError(
-                f"worker runs with PYTHONHASHSEED={os.environ.get('PYTHONHASHSEED')!r}, expected "
-                f"{PYTHONHASHSEED!r}: results would not be reproducible"
-            )
-        return run_world(spec, run_id, scratch, tracked=tracked).tables
-    except BaseException:
-        return failed_tables(spec, run_id, "failed", traceback.format_exc(limit=-8), time.perf_counter() - t0)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 def _world_entry(spec_json: str, run_id: str, out_dir: str, data_dir: str, tracked: bool) -> None:
     """Local-pool worker process body: run one world and write its part directory atomically."""
     tables = world_tables(spec_json, run_id, data_dir, tracked)
-    _write_part(Path(out_dir), WorldSpec.from_json(spec_json).world_id, tables)
-
-
-def _write_part(out_dir: Path, world_id: str, tables: dict[str, pl.DataFrame]) -> None:
-    final = parts_dir(out_dir) / world_id
-    if final.exists():
-        return
-    write_dir_atomic(
-        final, {f"{t}.parquet": (lambda p, df=df: df.write_parquet(p)) for t, df in tables.items()}
-    )
-
-
-def _finished_worlds(out_dir: Path) -> dict[str, str]:
-    """world_id -> status of the worlds complete on disk (stale temp dirs are removed)."""
-    pdir = parts_dir(out_dir)
-    done: dict[str, str] = {}
-    if not pdir.exists():
-        return done
-    for d in pdir.iterdir():
-        if d.name.startswith("."):
-            shutil.rmtree(d, ignore_errors=True)  # a temp dir of a killed worker
-            continue
-        wpath = d / "worlds.parquet"
-        df = read_parquet_checked(wpath, {"world_id": pl.String, "status": pl.String})
-        done[d.name] = df["status"][0]
-    return done
+    write_part(Path(out_dir), WorldSpec.from_json(spec_json).world_id, tables)
 
 
 def _check_manifest(out_dir: Path, cfg: CollectionConfig, run_id: str) -> None:
@@ -336,7 +298,7 @@ def run_specs(
     cfg = CollectionConfig(
         workers=workers, world_timeout_s=world_timeout_s, tracked=tracked, retry_failed=retry_failed
     )
-    finished = _finished_worlds(out_dir)
+    finished = finished_worlds(out_dir)
     if cfg.retry_failed:
         for wid, status in list(finished.items()):
             if status != "ok":
@@ -385,7 +347,7 @@ class _Tally:
 
     def done(self, world_id: str, elapsed: float) -> None:
         """Record a world whose part is on disk (its status is read from the part)."""
-        status = _finished_worlds_status(self.out_dir, world_id)
+        status = finished_world_status(self.out_dir, world_id)
         self.counts[status] = self.counts.get(status, 0) + 1
         self.walls.append(elapsed)
         n_done = sum(self.counts.values())
@@ -432,11 +394,11 @@ def _run_local(
                     proc.kill()
                     proc.join(10)
                     if not (parts_dir(out_dir) / wid).exists():
-                        _write_timeout_part(out_dir, spec, run_id, elapsed, cfg.world_timeout_s)
+                        write_timeout_part(out_dir, spec, run_id, elapsed, cfg.world_timeout_s)
                 else:
                     proc.join()
                     if not (parts_dir(out_dir) / wid).exists():
-                        _write_crash_part(out_dir, spec, run_id, elapsed, proc.exitcode)
+                        write_crash_part(out_dir, spec, run_id, elapsed, proc.exitcode)
                 del running[wid]
                 tally.done(wid, elapsed)
     finally:
@@ -449,59 +411,6 @@ def estimated_cost(spec: WorldSpec) -> int:
     """Relative cost of a world: days × negotiating pairs between adjacent levels."""
     per_level = [spec.agent_levels.count(level) for level in range(spec.n_processes)]
     return spec.n_steps * sum(a * b for a, b in zip(per_level, per_level[1:], strict=False))
-
-
-def _finished_worlds_status(out_dir: Path, world_id: str) -> str:
-    df = read_parquet_checked(parts_dir(out_dir) / world_id / "worlds.parquet", {"status": pl.String})
-    return str(df["status"][0])
-
-
-def _write_timeout_part(out_dir: Path, spec: WorldSpec, run_id: str, elapsed: float, limit: float) -> None:
-    from hrlxf_core.sim.world_run import failed_tables
-
-    msg = f"world exceeded its wall-clock limit of {limit:.0f}s and its worker process was killed"
-    _write_part(out_dir, spec.world_id, failed_tables(spec, run_id, "timed_out", msg, elapsed))
-
-
-def _write_crash_part(
-    out_dir: Path,
-    spec: WorldSpec,
-    run_id: str,
-    elapsed: float,
-    exitcode: int | None,
-    reason: str | None = None,
-) -> None:
-    """Record a world whose worker died without tables: ``reason`` from the backend when it has
-    one (Ray's error), else the local pool's exit code and its usual cause."""
-    from hrlxf_core.sim.world_run import failed_tables
-
-    msg = reason or (
-        f"worker process died with exit code {exitcode} before writing the world's tables "
-        "(a script that calls the collection must guard its entry point with "
-        "`if __name__ == '__main__':`: worker processes re-import the main module)"
-    )
-    _write_part(out_dir, spec.world_id, failed_tables(spec, run_id, "failed", msg, elapsed))
-
-
-def consolidate(out_dir: Path) -> dict[str, int]:
-    """Concatenate every world part into the five partition tables (each written atomically)."""
-    pdir = parts_dir(out_dir)
-    world_dirs = sorted(d for d in pdir.iterdir() if not d.name.startswith(".")) if pdir.exists() else []
-    rows: dict[str, int] = {}
-    for table in TABLES:
-        frames = [read_parquet_checked(d / f"{table}.parquet", SCHEMAS[table]) for d in world_dirs]
-        df = pl.concat(frames, how="vertical") if frames else empty_frame(table)
-        if table == "worlds":
-            df = df.sort("world_index")
-        write_parquet_atomic(df, out_dir / f"{table}.parquet")
-        rows[table] = df.height
-    for table in OPTIONAL_TABLES:
-        present = [d / f"{table}.parquet" for d in world_dirs if (d / f"{table}.parquet").exists()]
-        if present:
-            df = pl.concat([read_parquet_checked(f, SCHEMAS[table]) for f in present], how="vertical")
-            write_parquet_atomic(df, out_dir / f"{table}.parquet")
-            rows[table] = df.height
-    return rows
 
 
 def _summarise(

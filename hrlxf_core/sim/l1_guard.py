@@ -254,7 +254,7 @@ def guarded_class(expert: type | str, enforce: bool = True) -> type:
     guarded = type(
         cls.__name__, (L1GuardMixin, cls), {"_hrlxf_expert_path": path, "_hrlxf_l1_enforce": enforce}
     )
-    # A type() on an ABC base would get module 'abc' (DESIGN §4). Filtered and watched classes
+    # A type() on an ABC base would get module 'abc' (docs/design.md §4). Filtered and watched classes
     # live in two modules, so negmas' module + __name__ (get_full_type_name) tells them apart.
     guarded.__module__ = __name__ if enforce else WATCH_MODULE
     guarded.__qualname__ = alias

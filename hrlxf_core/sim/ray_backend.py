@@ -41,14 +41,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hrlxf_core.sim.collect import (
-    PYTHONHASHSEED,
-    SCALE_EXTRA_HINT,
-    _write_crash_part,
-    _write_part,
-    _write_timeout_part,
-    world_tables,
-)
+from hrlxf_core.sim.parts import write_crash_part, write_part, write_timeout_part
+from hrlxf_core.sim.worker import PYTHONHASHSEED, SCALE_EXTRA_HINT, world_tables
 from hrlxf_core.sim.world_spec import WorldSpec
 
 #: Ray's session directory holds Unix sockets ``<temp>/session_<date>_<pid>/sockets/plasma_store``
@@ -341,8 +335,8 @@ def _finish(
         tables = ray.get(ref, timeout=10 if timeout_s is not None else None)
     except Exception as exc:  # the worker died, the task could not run, or it was cancelled
         if timeout_s is not None:
-            _write_timeout_part(out_dir, spec, run_id, elapsed, timeout_s)
+            write_timeout_part(out_dir, spec, run_id, elapsed, timeout_s)
         else:
-            _write_crash_part(out_dir, spec, run_id, elapsed, None, reason=_error_text(exc))
+            write_crash_part(out_dir, spec, run_id, elapsed, None, reason=_error_text(exc))
     else:
-        _write_part(out_dir, spec.world_id, tables)
+        write_part(out_dir, spec.world_id, tables)

@@ -1,6 +1,6 @@
 """Recorder subclasses of expert agents: every state and decision, without changing behaviour.
 
-Design (DESIGN §4):
+Design (docs/design.md §4):
 - ``tracked_class(Expert)`` builds ``class PenguinAgent(RecorderMixin, Expert)`` whose
   ``__name__`` is the expert's own, so the world gives it the very same agent id as the
   untracked expert (std agent ids reveal the type name, and some experts read partner ids).

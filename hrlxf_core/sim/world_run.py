@@ -151,7 +151,7 @@ def agent_slots(world: Any, spec: WorldSpec) -> dict[str, int]:
     (its own profile assignment relies on it), so the i-th non-system agent is slot i. Each
     pairing is checked against the spec (the agent is an instance of the slot's class and sits
     at the slot's level): a world whose agents cannot be matched exactly fails loudly instead
-    of scoring the wrong contender (DESIGN §4: identity is never matched by name)."""
+    of scoring the wrong contender (docs/design.md §4: identity is never matched by name)."""
     ids = [aid for aid in world.agents if aid not in ("SELLER", "BUYER")]
     if len(ids) != len(spec.agent_paths):
         raise RuntimeError(
