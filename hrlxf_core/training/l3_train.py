@@ -27,17 +27,18 @@ import torch
 from hrlxf_core.datasets.micro import MICRO_SCHEMA
 from hrlxf_core.models.l3 import L3Config, L3Net, l3_bc_loss
 from hrlxf_core.models.l3_inputs import l3_model_inputs, l3_targets
-from hrlxf_core.training.checkpoint import feature_schema, load_model, save_checkpoint, schema_hash
-from hrlxf_core.training.l2_train import (
+from hrlxf_core.training.checkpoint import load_model, save_checkpoint
+from hrlxf_core.training.loop import TrainConfig, fit, resolve_device, to_tensors
+from hrlxf_core.training.skeleton import (
     TrainedModel,
     _payload,
+    finish_run,
+    held_out,
     outcome_arrays,
+    prepare_run,
     read_samples,
-    run_dir_for,
-    weighted_splits,
+    run_dir,
 )
-from hrlxf_core.training.loop import TrainConfig, fit, resolve_device, to_tensors
-from hrlxf_core.training.prepare import prepared
 
 AWR_W_MAX = 20.0
 INPUT_KEYS = ("hist", "hist_len", "context", "time_mask", "op_mask")
@@ -121,23 +122,14 @@ def train_l3(
 ) -> TrainedModel:
     """BC then AWR of L3 on goal_hat micro samples; final checkpoint at ``out_path``."""
     model_cfg = model_cfg or L3Config()
-    arrays, pdir, reused = prepared(
-        "l3", micro_files, schema_hash(feature_schema("l3")), work_dir / "prepared", micro_arrays
-    )
-    log(f"[l3] {len(arrays['context']):,} micro samples ({'reused' if reused else 'prepared'} {pdir})")
-    sub, split, weighting = weighted_splits(arrays, bc_cfg.teacher_weighting, log, bc_cfg.max_train_worlds)
-    if len(sub["train"]["context"]) == 0 or len(sub["val"]["context"]) == 0:
-        raise ValueError(
-            f"L3 needs worlds in train and validation splits; got {[len(i) for i in split.values()]} rows"
-        )
+    prep = prepare_run("l3", micro_files, work_dir, micro_arrays, bc_cfg, "micro samples", log)
+    sub, weighting = prep.sub, prep.weighting
     torch.manual_seed(bc_cfg.seed)
     model = L3Net(model_cfg)
-    run_dir = run_dir_for(
-        work_dir, "l3", pdir, asdict(model_cfg), {**bc_cfg.run_key(), "awr_epochs": awr_epochs}
-    )
-    bc = fit(model, sub["train"], sub["val"], _loss, bc_cfg, run_dir / "bc", "l3", asdict(model_cfg), log)
+    rdir = run_dir(work_dir, "l3", prep, model_cfg, bc_cfg, awr_epochs=awr_epochs)
+    bc = fit(model, sub["train"], sub["val"], _loss, bc_cfg, rdir / "bc", "l3", asdict(model_cfg), log)
     device = resolve_device(bc_cfg.device)
-    ev_name = "test" if len(sub["test"]["context"]) else "val"
+    ev_name = prep.eval_split
     majority = int(np.bincount(sub["train"]["op_label"], minlength=3).argmax())
     bc_path = bc_checkpoint_path(out_path)
     if awr_epochs > 0:  # the BC policy is a candidate of its own for model selection by play
@@ -158,7 +150,7 @@ def train_l3(
         train_w = {**sub["train"], "awr_weight": w}
         val_w = {**sub["val"], "awr_weight": sub["val"]["sample_weight"]}
         awr_cfg = replace(bc_cfg, max_epochs=awr_epochs, lr=bc_cfg.lr * 0.3, warmup_epochs=0)
-        awr = fit(model, train_w, val_w, _loss, awr_cfg, run_dir / "awr", "l3", asdict(model_cfg), log)
+        awr = fit(model, train_w, val_w, _loss, awr_cfg, rdir / "awr", "l3", asdict(model_cfg), log)
         extra = [("AWR", awr.history)]
         awr_info = {
             "epochs": len(awr.history),
@@ -177,22 +169,10 @@ def train_l3(
         train_op_majority=majority,
         weighting=weighting,
     )
-    payload = _payload(model, model_cfg, metrics, lineage, bc.history, "l3")
-    payload["awr_history"] = extra[0][1] if extra else []
-    sha = save_checkpoint(out_path, payload)
-    return TrainedModel(
-        out_path,
-        sha,
-        metrics,
-        bc.history,
-        extra,
-        len(split["train"]),
-        len(split["val"]),
-        len(split["test"]),
-        str(pdir),
-        reused,
-        bc.device,
-    )
+    return finish_run(
+        "l3", out_path, model, model_cfg, metrics, lineage, bc.history, prep, bc.device, extra,
+        awr_history=extra[0][1] if extra else [],
+    )  # fmt: skip
 
 
 def bc_checkpoint_path(out_path: Path) -> Path:
@@ -206,9 +186,5 @@ def load_l3(path: Path, device: str = "cpu") -> tuple[L3Net, dict[str, Any]]:
 
 def reproduce_l3_metrics(path: Path, micro_files: Sequence[Path], work_dir: Path) -> dict[str, Any]:
     model, ck = load_l3(path)
-    arrays, _, _ = prepared(
-        "l3", micro_files, schema_hash(feature_schema("l3")), work_dir / "prepared", micro_arrays
-    )
-    sub, _, _ = weighted_splits(arrays, ck["metrics"]["weighting"]["weighting"], lambda _m: None)
-    ev = sub[ck["metrics"]["eval_split"]]
+    ev = held_out("l3", micro_files, work_dir, micro_arrays, ck)
     return l3_metrics(_forward_all(model, ev, torch.device("cpu")), ev, ck["metrics"]["train_op_majority"])

@@ -13,11 +13,9 @@ import torch
 
 from hrlxf_core.l4_features import N_GLOBAL, N_THREAD
 from hrlxf_core.models.l4 import L4Config, L4Net, l4_distill_loss
-from hrlxf_core.training.checkpoint import feature_schema, load_model, save_checkpoint, schema_hash
-from hrlxf_core.training.l2_train import TrainedModel, _payload, run_dir_for
+from hrlxf_core.training.checkpoint import load_model
 from hrlxf_core.training.loop import TrainConfig, fit, resolve_device, to_tensors
-from hrlxf_core.training.prepare import prepared
-from hrlxf_core.training.split import split_indices
+from hrlxf_core.training.skeleton import TrainedModel, finish_run, held_out, prepare_run, run_dir
 
 #: Rounds with more live threads are truncated to this many (std agents rarely exceed ~12).
 MAX_THREADS = 32
@@ -110,44 +108,18 @@ def train_l4(
     log: Callable[[str], None] = print,
 ) -> TrainedModel:
     model_cfg = model_cfg or L4Config()
-    arrays, pdir, reused = prepared(
-        "l4", distill_files, schema_hash(feature_schema("l4")), work_dir / "prepared", l4_arrays
-    )
-    log(f"[l4] {len(arrays['global_feats']):,} thread sets ({'reused' if reused else 'prepared'} {pdir})")
-    split = split_indices(np.asarray(arrays["world_id"]))
-    sub = {
-        s: {k: np.asarray(v[idx]) for k, v in arrays.items() if k != "world_id"} for s, idx in split.items()
-    }
-    if len(sub["train"]["global_feats"]) == 0 or len(sub["val"]["global_feats"]) == 0:
-        raise ValueError(
-            f"L4 needs worlds in train and validation splits; got {[len(i) for i in split.values()]} sets"
-        )
+    prep = prepare_run("l4", distill_files, work_dir, l4_arrays, cfg, "thread sets", log, weighted=False)
+    sub = prep.sub
     torch.manual_seed(cfg.seed)
     model = L4Net(model_cfg)
-    if cfg.teacher_weighting != "uniform":
-        raise ValueError(
-            f"l4: teacher_weighting={cfg.teacher_weighting!r} does not apply: L4 distils the heuristic "
-            "teacher's α, not an expert's actions (use 'uniform')"
-        )
-    run_dir = run_dir_for(work_dir, "l4", pdir, asdict(model_cfg), cfg.run_key())
-    res = fit(model, sub["train"], sub["val"], _loss, cfg, run_dir / "distill", "l4", asdict(model_cfg), log)
-    ev_name = "test" if len(sub["test"]["global_feats"]) else "val"
+    rdir = run_dir(work_dir, "l4", prep, model_cfg, cfg)
+    res = fit(model, sub["train"], sub["val"], _loss, cfg, rdir / "distill", "l4", asdict(model_cfg), log)
+    ev_name = prep.eval_split
     metrics = l4_metrics(_alpha(model, sub[ev_name], resolve_device(cfg.device)), sub[ev_name])
-    metrics.update(eval_split=ev_name, best_epoch=res.best_epoch, best_val_kl=res.best_val)
-    sha = save_checkpoint(out_path, _payload(model, model_cfg, metrics, lineage, res.history, "l4"))
-    return TrainedModel(
-        out_path,
-        sha,
-        metrics,
-        res.history,
-        [],
-        len(split["train"]),
-        len(split["val"]),
-        len(split["test"]),
-        str(pdir),
-        reused,
-        res.device,
+    metrics.update(
+        eval_split=ev_name, best_epoch=res.best_epoch, best_val_kl=res.best_val, weighting=prep.weighting
     )
+    return finish_run("l4", out_path, model, model_cfg, metrics, lineage, res.history, prep, res.device)
 
 
 def load_l4(path: Path, device: str = "cpu") -> tuple[L4Net, dict[str, Any]]:
@@ -156,7 +128,5 @@ def load_l4(path: Path, device: str = "cpu") -> tuple[L4Net, dict[str, Any]]:
 
 def reproduce_l4_metrics(path: Path, files: Sequence[Path], work_dir: Path) -> dict[str, Any]:
     model, ck = load_l4(path)
-    arrays, _, _ = prepared("l4", files, schema_hash(feature_schema("l4")), work_dir / "prepared", l4_arrays)
-    split = split_indices(np.asarray(arrays["world_id"]))
-    ev = {k: np.asarray(v[split[ck["metrics"]["eval_split"]]]) for k, v in arrays.items() if k != "world_id"}
+    ev = held_out("l4", files, work_dir, l4_arrays, ck, weighted=False)
     return l4_metrics(_alpha(model, ev, torch.device("cpu")), ev)
