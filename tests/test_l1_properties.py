@@ -622,3 +622,44 @@ def test_incremental_reserved_limits_equal_recomputed_limits(data) -> None:
         np.testing.assert_allclose(got.q_safe_sell, ref.q_safe_sell, atol=1e-7)
         np.testing.assert_allclose(got.b_free, ref.b_free, atol=1e-6)
         np.testing.assert_allclose(got.sellable, ref.sellable, atol=1e-7)
+
+
+def test_the_safety_counter_judges_an_agreement_at_its_delivery_offset() -> None:
+    """Issue 14 item 3: an agreement breaks L1 at *its* δ; a check at δ = 0 alone would miss a
+    sale five days ahead that no input backs, and would blame one that inputs do back."""
+    from types import SimpleNamespace
+
+    from hrlxf_core.l1_safety import agreement_breaks_l1
+
+    def after_sale(q: int, delta: int, supplies_at: int = 0) -> tuple[Observation, SimpleNamespace]:
+        n = 10.0
+        sup = np.zeros((1, K))
+        sup[0, delta] = supplies_at
+        sal = np.zeros((1, K))
+        sal[0, delta] = q  # the AWI already holds the agreement when the callback fires
+        scalars = {
+            "day": [0], "n_steps": [50], "n_lines": [n], "balance": [1e6], "initial_balance": [1e6],
+            "inventory_input": [0], "inventory_output": [0], "production_cost": [1.0],
+            "shortfall_penalty": [1.0], "trading_price_input": [10.0], "trading_price_output": [20.0],
+            "exo_input_quantity": [0], "exo_output_quantity": [0],
+            "exo_input_price_total": [0.0], "exo_output_price_total": [0.0],
+        }  # fmt: skip
+        vectors = {
+            "supplies_by_offset": sup, "sales_by_offset": sal,
+            "payables_by_offset": sup * 10.0, "receivables_by_offset": sal * 20.0,
+        }  # fmt: skip
+        obs = observation_from_arrays(
+            {k: np.array(v, dtype=np.float64) for k, v in scalars.items()}, vectors,
+            np.array([False]), np.array([False]),
+        )  # fmt: skip
+        contract = SimpleNamespace(
+            agreement={"quantity": q, "time": delta, "unit_price": 20.0},
+            annotation={"buyer": "b", "seller": "me"},
+        )
+        return obs, contract
+
+    # middle level: a day may be sold 0.25 lines (2.5 units) beyond its sellable stock
+    assert agreement_breaks_l1(*after_sale(q=5, delta=5), "me")  # unbacked, beyond the allowance
+    assert not agreement_breaks_l1(*after_sale(q=2, delta=5), "me")  # within the allowance
+    assert not agreement_breaks_l1(*after_sale(q=5, delta=5, supplies_at=10), "me")  # inputs back it
+    assert agreement_breaks_l1(*after_sale(q=5, delta=0), "me")  # and the same at δ = 0
