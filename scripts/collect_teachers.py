@@ -4,19 +4,10 @@ rerun the same command to resume. The world draw is seeded by the partition key.
 
 import sys
 
-ROSTER = [
-    "PenguinAgent",
-    "AS0",
-    "XenoSotaAgent",
-    "UltraSuperMiracleSoraFinalAgentZ",
-    "PriceTrendStdAgent",
-    "TakaLinkAgent",
-    "COW",
-    "SBD",
-    "HorizonAwareAgent",
-    "Rohn",
-    "HeyStd",
-]
+from hrlxf_core.sim.roster import DEFAULT_EXPERTS
+
+#: every tracked expert: PenguinAgent, the 2025 and the 2026 std finalists (the training experts)
+ROSTER = list(DEFAULT_EXPERTS)
 
 
 def main(partition: str, n_worlds: int) -> int:
