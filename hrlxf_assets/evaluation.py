@@ -19,7 +19,7 @@ from hrlxf_core.evaluation import (
     scores_png,
     summarise,
 )
-from hrlxf_core.io import write_parquet_atomic
+from hrlxf_core.io import write_parquet_atomic, write_text_atomic
 from hrlxf_core.selection import SELECTION_FILE, selected_policy
 from hrlxf_core.sim.l1_guard import FILTER_SUFFIX
 
@@ -100,7 +100,7 @@ def agent_evaluation(
     write_parquet_atomic(summary, out / "summary.parquet")
     write_parquet_atomic(per_world, out / "per_world.parquet")
     table = markdown_table(summary)
-    (out / "results.md").write_text(table + "\n")
+    write_text_atomic(table + "\n", out / "results.md")
     return dg.MaterializeResult(
         metadata={
             "results": dg.MetadataValue.md(table),
