@@ -65,11 +65,13 @@ ASSETS = [
     "tournament_logs",
     "macro_samples",
     "micro_samples",
+    "teacher_table",
     "l2_model",
     "micro_samples_goal_hat",
     "l3_model",
     "l4_distill_set",
     "l4_model",
+    "policy_selection",
     "agent_evaluation",
 ]
 
