@@ -1,6 +1,9 @@
 """Collect one partition whose roster is every tracked expert, the 2026 std finalists included
 (the teacher study of issue 12). Usage: python scripts/collect_teachers.py PARTITION N_WORLDS;
-rerun the same command to resume. The world draw is seeded by the partition key."""
+rerun the same command to resume. The world draw is seeded by the partition key.
+
+The same as ``hrlxf collect PARTITION --profile full --roster <DEFAULT_EXPERTS> --n-worlds N
+--workers 2``: this script only spells out the roster."""
 
 import sys
 
@@ -11,28 +14,10 @@ ROSTER = list(DEFAULT_EXPERTS)
 
 
 def main(partition: str, n_worlds: int) -> int:
-    from hrlxf_assets.cli import prepare_instance_env
+    from hrlxf_assets.cli import main as hrlxf
 
-    prepare_instance_env()
-    import dagster as dg
-
-    from hrlxf_assets.definitions import defs
-    from hrlxf_assets.partitions import COLLECTION_RUNS
-
-    instance = dg.DagsterInstance.get()
-    if not instance.has_dynamic_partition(COLLECTION_RUNS, partition):
-        instance.add_dynamic_partitions(COLLECTION_RUNS, [partition])
-    config = {"profile": "full", "roster": ROSTER, "n_worlds": n_worlds, "workers": 2}
-    result = dg.materialize(
-        [defs.get_assets_def(a) for a in ("tournament_logs", "macro_samples", "micro_samples")],
-        instance=instance,
-        partition_key=partition,
-        resources={"data_store": defs.resources["data_store"]},
-        run_config={"ops": {"tournament_logs": {"config": config}}},
-        raise_on_error=False,
-    )
-    print(f"collect_teachers: {partition} {'succeeded' if result.success else 'FAILED'}")
-    return 0 if result.success else 1
+    args = ["collect", partition, "--profile", "full", "--roster", ",".join(ROSTER)]
+    return hrlxf([*args, "--n-worlds", str(n_worlds), "--workers", "2"])
 
 
 if __name__ == "__main__":
