@@ -93,6 +93,7 @@ def run_demo(partition: str, profile: str, log=print) -> int:
         (["l4_distill_set"], partition, {}),
         (["l4_model"], None, {}),
         (["policy_selection"], None, {"policy_selection": {"config": {"n_worlds": 2}}} if profile == "smoke" else {}),
+        (["hrl_online_policy"], None, {}),
         (["agent_evaluation"], None, {"agent_evaluation": {"config": {"n_worlds": 2}}} if profile == "smoke" else {}),
     ]  # fmt: skip
     keys = (

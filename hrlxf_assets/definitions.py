@@ -7,6 +7,7 @@ from hrlxf_assets.collect import tournament_logs
 from hrlxf_assets.datasets import macro_samples, micro_samples
 from hrlxf_assets.evaluation import agent_evaluation
 from hrlxf_assets.models import l2_model, l3_model, l4_distill_set, l4_model, micro_samples_goal_hat
+from hrlxf_assets.online import hrl_online_policy
 from hrlxf_assets.resources import DataStore
 from hrlxf_assets.schedules import collect_job, recollect_schedule
 from hrlxf_assets.selection import policy_selection
@@ -24,6 +25,7 @@ defs = dg.Definitions(
         l4_distill_set,
         l4_model,
         policy_selection,
+        hrl_online_policy,
         agent_evaluation,
     ],
     jobs=[collect_job],

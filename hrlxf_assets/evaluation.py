@@ -8,6 +8,7 @@ from pydantic import Field
 
 from hrlxf_assets.automation import follow_on_cron
 from hrlxf_assets.lineage import png_markdown
+from hrlxf_assets.online import hrl_online_policy
 from hrlxf_assets.resources import DataStore
 from hrlxf_assets.selection import policy_selection
 from hrlxf_core.evaluation import (
@@ -62,7 +63,7 @@ def _per_world_md(per_world, out) -> str:
 
 
 @dg.asset(
-    deps=[policy_selection],
+    deps=[policy_selection, hrl_online_policy],
     automation_condition=follow_on_cron(),
     group_name="evaluation",
     kinds={"python", "parquet"},

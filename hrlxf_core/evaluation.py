@@ -31,10 +31,13 @@ from hrlxf_core.sim.world_spec import WorldSpec
 
 AGENT_PATH = "hrlxf_core.agent.LitaAgentHRL"
 HRL_PREFIX = "LitaAgentHRL-"
-#: Modes of LitaAgentHRL a contender name may ask for (``LitaAgentHRL-<mode>``; agent.py).
-HRL_MODES = ("neural", "heuristic", "l1")
+#: Modes of LitaAgentHRL a contender name may ask for (``LitaAgentHRL-<mode>``; agent.py);
+#: ``online`` is neural mode on the fine-tuned policy (``hrl_online_policy/current.json``).
+HRL_MODES = ("neural", "heuristic", "l1", "online")
+ONLINE_FILE = "hrl_online_policy/current.json"
 DEFAULT_CONTENDERS = (
     "LitaAgentHRL-neural",
+    "LitaAgentHRL-online",
     "LitaAgentHRL-heuristic",
     "LitaAgentHRL-l1",
     "PenguinAgent",
@@ -86,6 +89,8 @@ def contender_slot(name: str, cfg: EvalConfig) -> tuple[str, dict[str, Any] | No
                     f"contender {name!r}: no checkpoint set {tag!r} (known: {sorted(cfg.variants)})"
                 )
             return AGENT_PATH, {"mode": "neural", **{f"{k}_path": v for k, v in cfg.variants[tag].items()}}
+        if mode == "online":
+            return AGENT_PATH, {"mode": "neural", **{f"{k}_path": v for k, v in online_paths(cfg).items()}}
         params: dict[str, Any] = {"mode": mode}
         if mode == "neural":
             if cfg.checkpoints:
@@ -96,6 +101,21 @@ def contender_slot(name: str, cfg: EvalConfig) -> tuple[str, dict[str, Any] | No
     if name.endswith(FILTER_SUFFIX):
         return guarded_class_path(resolve_agent(name[: -len(FILTER_SUFFIX)]).class_path, enforce=True), None
     return guarded_class_path(resolve_agent(name).class_path, enforce=False), None
+
+
+def online_paths(cfg: EvalConfig) -> dict[str, str]:
+    """The fine-tuned policy's l2 / l3 / l4 checkpoints (``hrl_online_policy/current.json`` of the
+    data directory), or a clear error when none has been published."""
+    if cfg.checkpoints_dir is None:
+        raise ValueError("contender 'LitaAgentHRL-online' needs checkpoints_dir (the data directory)")
+    f = Path(cfg.checkpoints_dir) / ONLINE_FILE
+    if not f.exists():
+        raise FileNotFoundError(
+            f"{f}: no online policy published: materialize hrl_online_policy first, "
+            "or leave 'LitaAgentHRL-online' out of the contenders"
+        )
+    cur = json.loads(f.read_text())
+    return {k: str(cur[k]) for k in ("l2", "l3", "l4")}
 
 
 def level_name(level: int, n_processes: int) -> str:

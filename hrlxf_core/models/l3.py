@@ -52,6 +52,11 @@ from hrlxf_core.models.schema import common_schema
 L3_SCHEMA_VERSION = 1
 
 
+def _at_least_f32(x: torch.Tensor) -> torch.Tensor:
+    """float32, or float64 for a model run in double precision (the online learner, rl/)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 @dataclass
 class L3Config:
     """Hyper-parameters of :class:`L3Net` (stored in checkpoints)."""
@@ -138,7 +143,7 @@ class L3Net(nn.Module):
         h = self.encode(hist, hist_len, context)
         time_mask, op_mask = time_mask.bool(), op_mask.bool()
         # logits in float32: MASK_VALUE does not fit fp16 under autocast, and the losses want fp32
-        op_logits = self.op_head(h).float().masked_fill(~op_mask, MASK_VALUE)
+        op_logits = _at_least_f32(self.op_head(h)).masked_fill(~op_mask, MASK_VALUE)
         r = self.res_trunk(h)
         raw = self.res_mean(r)
         mean = torch.stack(
@@ -149,7 +154,7 @@ class L3Net(nn.Module):
             dim=1,
         )
         log_std = scaled_sigmoid(self.res_log_std(r), self.config.log_std_min, self.config.log_std_max)
-        delta_logits = self.delta_head(h).float().masked_fill(~time_mask, MASK_VALUE)
+        delta_logits = _at_least_f32(self.delta_head(h)).masked_fill(~time_mask, MASK_VALUE)
         return {
             "op_logits": op_logits,
             "residual_mean": mean,

@@ -245,6 +245,10 @@ def run_world(
         ledger = AgentFaultLedger(world)
         world.run()
     wall = time.perf_counter() - t0
+    for aid in slots:  # agents that keep data of their own (rollout agents) write it now
+        obj = getattr(world.agents[aid], "_obj", None)
+        if obj is not None and hasattr(obj, "hrlxf_world_end"):
+            obj.hrlxf_world_end()
     agent_rows, errors, first_error = _agent_tables(world, spec)
     ids, types, tracked_flags, init_b, final_b, scores = [], [], [], [], [], []
     n_exc, first_exc = [], []
