@@ -10,7 +10,6 @@ Resumable: the run directory is keyed by the config and the BC checkpoints; a ma
 that was killed continues from its last finished iteration.
 """
 
-
 import json
 import time
 from dataclasses import asdict
@@ -105,12 +104,12 @@ def publish_online(data_dir: Path, res: Any, cfg: Any, bc: dict[str, str]) -> di
     from hrlxf_core.agent_layers import NeuralStack
     from hrlxf_core.rl.policy import policy_paths
 
-    paths = policy_paths(res.policy_dir)
+    paths = policy_paths(Path(res.policy_dir).resolve())
     NeuralStack(Path(paths["l2"]), Path(paths["l3"]), Path(paths["l4"]))  # raises: nothing published
     current = {
         **paths,
-        "policy_dir": str(res.policy_dir),
-        "run_dir": str(res.run_dir),
+        "policy_dir": str(Path(res.policy_dir).resolve()),
+        "run_dir": str(Path(res.run_dir).resolve()),
         "iterations": len(res.history),
         "config": asdict(cfg),
         "bc": {k: {"path": p, "sha256": file_sha256(Path(p))} for k, p in bc.items()},

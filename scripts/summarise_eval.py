@@ -14,11 +14,45 @@ from pathlib import Path
 from hrlxf_core.evaluation import markdown_table, scores_png, summarise
 
 
+def paired_table(per_world, a: str, b: str) -> str:
+    """A − B per world (the same worlds), overall and by level: mean ± 95 % t CI, and A's wins."""
+    import polars as pl
+
+    from hrlxf_core.evaluation import t_ci95
+
+    ok = per_world.filter(pl.col("status") == "ok")
+    wa = ok.filter(pl.col("contender") == a).select("world_id", "level_name", pl.col("score").alias("a"))
+    wb = ok.filter(pl.col("contender") == b).select("world_id", pl.col("score").alias("b"))
+    j = wa.join(wb, on="world_id")
+    if j.height == 0:
+        return f"paired {a} − {b}: no world where both played"
+    lines = [
+        f"\n| paired {a} − {b} | worlds | mean difference ± 95 % CI | {a} ahead |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, part in [
+        ("all", j),
+        *[(lv, j.filter(pl.col("level_name") == lv)) for lv in ("first", "middle", "last")],
+    ]:
+        if part.height == 0:
+            continue
+        d = (part["a"] - part["b"]).to_numpy()
+        lines.append(f"| {name} | {len(d)} | {d.mean():+.3f} ± {t_ci95(d):.3f} | {int((d > 0).sum())} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", help="agent_evaluation run folders (data/agent_evaluation/runs/<key>)")
     ap.add_argument("--png", default=None, help="write the scores plot here")
     ap.add_argument("--title", default=None, help="plot title")
+    ap.add_argument(
+        "--paired",
+        default=None,
+        metavar="A,B",
+        help="also print the paired difference A − B over the worlds both played (mean ± 95 %% CI, "
+        "wins of A), overall and by level",
+    )
     args = ap.parse_args()
     dirs = [Path(r) for r in args.runs]
     for d in dirs:
@@ -28,6 +62,9 @@ def main() -> int:
     summary, per_world = summarise(*dirs)
     print(markdown_table(summary))
     n = per_world.filter(per_world["status"] == "ok")["world_id"].n_unique()
+    if args.paired:
+        a, _, b = args.paired.partition(",")
+        print(paired_table(per_world, a, b))
     if args.png:
         Path(args.png).write_bytes(scores_png(summary, args.title or f"{n} worlds, {len(dirs)} runs"))
     return 0

@@ -1,4 +1,4 @@
-"""Online fine-tuning in real SCML worlds (seed §1.4 / §5.2, docs/design.md §10): PPO on L4 with
+"""Online fine-tuning in real SCML worlds (seed §1.4 / §5.2, docs/design.md §8b): PPO on L4 with
 L2/L3 frozen (phase A), then on L2/L3/L4 together at a small learning rate (phase B).
 
 Modules, one job each:

@@ -10,8 +10,10 @@ advantage; it does not credit one thread against another within a day.
 KL bound: the loss carries β·KL(π ‖ π_BC) per trainable layer (β adapted towards ``kl_target``
 after each iteration), and after every optimiser step the KL to the BC policy is measured on a
 fixed sample of the batch (all of it up to ``kl_check_rows``); a step that takes any layer's KL
-above ``kl_max`` is undone and the update stops. So the policy handed to the next iteration is
-always within the bound on its own rollout data.
+above ``kl_max`` is undone and the update stops. A layer that starts an iteration above the
+bound (the KL is measured on the new iteration's states) is first brought back under it by steps
+on the KL alone. So the policy handed to the next iteration is always within the bound on its own
+rollout data.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class PPOConfig:
     kl_max: float = 0.05
     target_kl_old: float = 0.05
     kl_check_rows: int = 4096
+    #: most KL-descent steps that bring a layer back under kl_max (``Learner._restore``)
+    restore_max_steps: int = 200
 
 
 # -- the batch ---------------------------------------------------------------------------------------
@@ -318,6 +322,39 @@ class Learner:
                 out[g] = float(kl.mean())
         return out
 
+    def _restore(
+        self,
+        batch: Batch,
+        ref_out: dict[str, Any],
+        check: dict[str, np.ndarray],
+        kl: dict[str, float],
+        gen: torch.Generator,
+    ) -> int:
+        """The KL to BC is measured on this iteration's states, which differ from the last one's: when
+        a layer starts above ``kl_max``, descend the KL alone (towards BC) until every layer is back
+        below 0.8 × kl_max, before any PPO step. Returns the steps taken."""
+        cfg, steps = self.cfg, 0
+        while any(v > cfg.kl_max for v in kl.values()) and steps < cfg.restore_max_steps:
+            loss = torch.zeros(())
+            for g in self.groups:
+                idx = check.get(g, np.zeros(0, np.int64))
+                if len(idx):
+                    _, k, _ = self._group_terms(g, batch, idx, torch.zeros(len(idx)), ref_out[g])
+                    loss = loss + k.mean()
+            self.opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.opt.step()
+            steps += 1
+            kl = self.measure_kl(batch, ref_out, check)
+            if all(v <= 0.8 * cfg.kl_max for v in kl.values()):
+                break
+        if any(v > cfg.kl_max for v in kl.values()):
+            raise RuntimeError(
+                f"online PPO: the KL to BC {kl} stays above kl_max {cfg.kl_max} after {steps} restore steps"
+            )
+        return steps
+
     def fit_critic(self, batch: Batch, targets: np.ndarray, epochs: int, gen: torch.Generator) -> float:
         d, n = batch.days, batch.n_days
         y = torch.as_tensor(targets, dtype=torch.float32)
@@ -355,6 +392,7 @@ class Learner:
         rng = np.random.default_rng(seed)
         check = {g: np.sort(rng.permutation(group_rows(batch, g))[: cfg.kl_check_rows]) for g in groups}
         m["kl_before"] = self.measure_kl(batch, ref_out, check)
+        m["restore_steps"] = self._restore(batch, ref_out, check, m["kl_before"], gen)
         steps, stop = 0, "epochs done"
         clip_frac: list[float] = []
         approx_old = 0.0
