@@ -33,7 +33,13 @@ from hrlxf_core.io import atomic_write, file_sha256, write_text_atomic
 from hrlxf_core.models.schema import jsonable, schema_hash
 from hrlxf_core.rl.policy import Explore, OnlinePolicy, load_policy, policy_from_checkpoints, save_policy
 from hrlxf_core.rl.ppo import Learner, PPOConfig, make_batch, recompute_log_probs
-from hrlxf_core.rl.rollouts import RolloutConfig, load_trajectories, rollout_specs, run_rollouts
+from hrlxf_core.rl.rollouts import (
+    ROLLOUT_LABEL,
+    RolloutConfig,
+    load_trajectories,
+    rollout_specs,
+    run_rollouts,
+)
 
 #: BC's learning rate (``training.loop.TrainConfig.lr``): phase B must stay at ≤ 0.1 × of it.
 BC_LR = 1e-3
@@ -226,13 +232,23 @@ def fine_tune(
     return OnlineResult(run, policy_dir, history, done)
 
 
+def rollout_explore(worlds_dir: Path) -> Explore:
+    """How the rollout agent of these worlds sampled (its ``explore`` parameter in the specs)."""
+    import polars as pl
+
+    from hrlxf_core.sim.world_spec import WorldSpec
+
+    spec = WorldSpec.from_json(pl.read_parquet(Path(worlds_dir) / "worlds.parquet")["spec_json"][0])
+    slot = list(spec.agent_labels or ()).index(ROLLOUT_LABEL)
+    return Explore(**(spec.agent_params or ())[slot]["explore"])
+
+
 def check_log_probs(policy_dir: Path, worlds_dir: Path, rollouts_dir: Path) -> dict[str, float]:
     """Largest |recorded − recomputed| log-probability per head for the rollouts a policy
     directory played (a consistency check of the rollout against the learner)."""
     trajs, _ = load_trajectories(worlds_dir, rollouts_dir)
     batch = make_batch(trajs)
-    exp_phase = json.loads((Path(policy_dir) / "policy.json").read_text())["explore"]
-    policy = load_policy(policy_dir, Explore(**exp_phase))
+    policy = load_policy(policy_dir, rollout_explore(worlds_dir))
     rec = recompute_log_probs(policy, batch)
     out = {}
     if "l3_op" in rec:
