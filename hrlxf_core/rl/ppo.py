@@ -61,7 +61,8 @@ class PPOConfig:
     target_kl_old: float = 0.05
     kl_check_rows: int = 4096
     #: most KL-descent steps that bring a layer back under kl_max (``Learner._restore``)
-    restore_max_steps: int = 200
+    restore_max_steps: int = 50
+    restore_lr: float = 1e-4
 
 
 # -- the batch ---------------------------------------------------------------------------------------
@@ -334,6 +335,10 @@ class Learner:
         a layer starts above ``kl_max``, descend the KL alone (towards BC) until every layer is back
         below 0.8 × kl_max, before any PPO step. Returns the steps taken."""
         cfg, steps = self.cfg, 0
+        if not any(v > cfg.kl_max for v in kl.values()):
+            return 0
+        # its own optimiser: descending the KL only moves towards BC, so it may step faster than PPO
+        opt = torch.optim.Adam(self.params, lr=cfg.restore_lr)
         while any(v > cfg.kl_max for v in kl.values()) and steps < cfg.restore_max_steps:
             loss = torch.zeros(())
             for g in self.groups:
@@ -341,10 +346,10 @@ class Learner:
                 if len(idx):
                     _, k, _ = self._group_terms(g, batch, idx, torch.zeros(len(idx)), ref_out[g])
                     loss = loss + k.mean()
-            self.opt.zero_grad()
+            opt.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
-            self.opt.step()
+            opt.step()
             steps += 1
             kl = self.measure_kl(batch, ref_out, check)
             if all(v <= 0.8 * cfg.kl_max for v in kl.values()):
@@ -370,7 +375,7 @@ class Learner:
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.policy.critic.parameters(), 1.0)
                 self.critic_opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     def update(self, batch: Batch, seed: int, warmup: bool) -> dict[str, Any]:
         """One PPO update on ``batch`` (critic warm-up first when ``warmup``); returns metrics."""
