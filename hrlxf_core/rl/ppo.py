@@ -262,6 +262,7 @@ class Learner:
         self.opt = torch.optim.Adam(self.params, lr=lr)
         self.critic_opt = torch.optim.Adam(policy.critic.parameters(), lr=cfg.critic_lr)
         self.kl_coef = cfg.kl_coef
+        self.reset_layers: list[str] = []
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -333,7 +334,8 @@ class Learner:
     ) -> int:
         """The KL to BC is measured on this iteration's states, which differ from the last one's: when
         a layer starts above ``kl_max``, descend the KL alone (towards BC) until every layer is back
-        below 0.8 × kl_max, before any PPO step. Returns the steps taken."""
+        below 0.8 × kl_max, before any PPO step; a layer still above after ``restore_max_steps``
+        goes back to its BC weights (``reset_layers``). Returns the steps taken."""
         cfg, steps = self.cfg, 0
         if not any(v > cfg.kl_max for v in kl.values()):
             return 0
@@ -354,10 +356,10 @@ class Learner:
             kl = self.measure_kl(batch, ref_out, check)
             if all(v <= 0.8 * cfg.kl_max for v in kl.values()):
                 break
-        if any(v > cfg.kl_max for v in kl.values()):
-            raise RuntimeError(
-                f"online PPO: the KL to BC {kl} stays above kl_max {cfg.kl_max} after {steps} restore steps"
-            )
+        for g, v in kl.items():  # still above: that layer goes back to its BC weights (KL 0)
+            if v > cfg.kl_max:
+                self.policy.layers()[g].load_state_dict(self.ref.layers()[g].state_dict())
+                self.reset_layers.append(g)
         return steps
 
     def fit_critic(self, batch: Batch, targets: np.ndarray, epochs: int, gen: torch.Generator) -> float:
@@ -462,6 +464,7 @@ class Learner:
                 "policy_steps": steps,
                 "stop": stop,
                 "rows": {g: group_rows(batch, g) for g in groups},
+                "reset_to_bc": list(self.reset_layers),
                 "mean_advantage_raw": float(adv.mean()),
             }
         )
