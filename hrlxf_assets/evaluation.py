@@ -8,7 +8,7 @@ from pydantic import Field
 
 from hrlxf_assets.automation import follow_on_cron
 from hrlxf_assets.lineage import png_markdown
-from hrlxf_assets.online import hrl_online_policy
+from hrlxf_assets.online import online_policy
 from hrlxf_assets.resources import DataStore
 from hrlxf_assets.selection import policy_selection
 from hrlxf_core.evaluation import (
@@ -24,7 +24,8 @@ from hrlxf_core.io import write_parquet_atomic, write_text_atomic
 from hrlxf_core.selection import SELECTION_FILE, selected_policy
 from hrlxf_core.sim.l1_guard import FILTER_SUFFIX
 
-CODE_VERSION = "evaluation-v2"
+CODE_VERSION = "evaluation-v3"
+ONLINE_CONTENDER = "LitaAgentHRL-online"
 
 
 class EvaluationConfig(dg.Config):
@@ -63,7 +64,7 @@ def _per_world_md(per_world, out) -> str:
 
 
 @dg.asset(
-    deps=[policy_selection, hrl_online_policy],
+    deps=[policy_selection],
     automation_condition=follow_on_cron(),
     group_name="evaluation",
     kinds={"python", "parquet"},
@@ -82,8 +83,22 @@ def agent_evaluation(
             "materialize policy_selection first"
         )
     checkpoints = {k: chosen[k] for k in ("l2", "l3", "l4")}
+    contenders, notes = list(config.contenders), []
+    online = online_policy(data_store.root())
+    if ONLINE_CONTENDER in contenders and online is None:
+        if list(config.contenders) != list(DEFAULT_CONTENDERS):
+            raise dg.Failure(
+                f"agent_evaluation: contender {ONLINE_CONTENDER!r}: no online policy published "
+                f"({data_store.root() / 'hrl_online_policy' / 'current.json'} missing): materialize "
+                "hrl_online_policy first, or leave it out"
+            )
+        contenders.remove(ONLINE_CONTENDER)  # the default list: play without it, and say so
+        notes.append(
+            f"{ONLINE_CONTENDER} left out: no online policy published (materialize hrl_online_policy)"
+        )
+        context.log.warning(notes[-1])
     cfg = EvalConfig(
-        contenders=tuple(config.contenders),
+        contenders=tuple(contenders),
         n_worlds=config.n_worlds,
         n_steps_min=config.n_steps_min,
         n_steps_max=config.n_steps_max,
@@ -93,6 +108,7 @@ def agent_evaluation(
         world_timeout_s=config.world_timeout_s,
         workers=config.workers,
         checkpoints=checkpoints,
+        checkpoints_dir=str(data_store.root()),
     )
     run_key = f"eval-{context.run_id[:8]}"
     out = data_store.asset_dir("agent_evaluation") / "runs" / run_key
@@ -108,6 +124,12 @@ def agent_evaluation(
             "scores_plot": png_markdown(scores_png(summary, f"{res.n_ok} worlds, seed {cfg.seed}"), "scores"),
             "per_world": dg.MetadataValue.md(_per_world_md(per_world, out)),
             "worlds_ok": res.n_ok,
+            "online_policy": dg.MetadataValue.json(
+                {"policy_dir": online["policy_dir"], "bc": online["bc"]}
+                if online and ONLINE_CONTENDER in contenders
+                else {}
+            ),
+            "notes": "; ".join(notes) or "none",
             "worlds_failed": res.n_failed,
             "worlds_timed_out": res.n_timed_out,
             "checkpoints": dg.MetadataValue.json(checkpoints),

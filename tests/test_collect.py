@@ -141,6 +141,7 @@ def _stable(df: pl.DataFrame) -> pl.DataFrame:
     return df.drop([c for c in ("negotiation_id", "contract_id") if c in df.columns])
 
 
+@pytest.mark.slow  # long (determinism is covered by tests/test_determinism.py in the default run)
 def test_fixed_seed_gives_identical_results_and_nothing_outside_data_dir(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

@@ -111,6 +111,7 @@ def test_deterministic_clock_is_undone_on_exit() -> None:
     assert (nm.random, nm.Mechanism._relative_time_for, World.relative_time) == before
 
 
+@pytest.mark.slow  # long (the world-level test beside busy loops stays in the default run)
 def test_evaluation_rerun_on_the_same_seed_beside_busy_loops_gives_identical_scores(tmp_path: Path) -> None:
     """What ``agent_evaluation`` computes (run_evaluation, then summarise), run twice on one seed in
     worker processes, the second time beside two busy loops."""

@@ -122,6 +122,7 @@ _RUN = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # long (the filter test stays in the default run)
 def test_the_watch_changes_nothing_in_the_world(tmp_path: Path) -> None:
     """The same world with plain PenguinAgent and with PenguinAgent behind the L1 watch, each in
     a fresh interpreter with PYTHONHASHSEED fixed, gives the same agent ids, contracts and

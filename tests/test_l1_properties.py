@@ -11,6 +11,7 @@ here independently of ``hrlxf_core.state``.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -467,6 +468,7 @@ def test_any_sequence_of_reservations_keeps_the_invariant(args) -> None:
         assert np.isfinite(a).all() and (a >= 0).all()
 
 
+@pytest.mark.slow  # long (the smaller property tests stay in the default run)
 def test_invariant_on_ten_thousand_random_states_with_reservations() -> None:
     """The same invariant on 10⁴ random states (numpy-drawn, so that the count is not left to
     hypothesis), each with a round of 4 clipped + reserved actions of random roles and offers."""

@@ -429,6 +429,7 @@ _RUN_SPECS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # long (the determinism tests cover reruns; bench/collect.py measures tracked vs untracked)
 def test_same_seed_with_and_without_tracking_gives_the_same_world(tmp_path: Path) -> None:
     """Each run in a fresh interpreter with PYTHONHASHSEED fixed: scml worlds depend on the hash
     seed (set order), so two processes with different hash seeds do not agree even untracked."""

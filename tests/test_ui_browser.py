@@ -72,6 +72,7 @@ ASSETS = [
     "l4_distill_set",
     "l4_model",
     "policy_selection",
+    "hrl_online_policy",
     "agent_evaluation",
 ]
 

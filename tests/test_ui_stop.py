@@ -40,7 +40,11 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "sig",
+    [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)],  # SIGINT: the same path, long
+    ids=["SIGTERM", "SIGINT"],
+)
 def test_ui_stops_with_all_its_children(tmp_path: Path, sig: signal.Signals) -> None:
     port = _free_port()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "HRLXF_DATA_DIR": str(tmp_path / "data")}
