@@ -38,7 +38,7 @@ def main() -> int:
         help="iteration whose batch the learner re-times (default: the last)",
     )
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ray-cpus", type=int, default=16)
     a = ap.parse_args()
     import torch

@@ -54,7 +54,9 @@ class OnlineConfig:
     explore: Explore = field(default_factory=Explore)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     ppo: PPOConfig = field(default_factory=PPOConfig)
-    torch_threads: int = 2
+    #: 1: the batches are small (~10^3 rows), and OpenMP threads spin badly when the rollout
+    #: workers keep the cores busy (measured: 240 s per update with 2 threads on a loaded machine)
+    torch_threads: int = 1
 
     @property
     def n_iterations(self) -> int:
