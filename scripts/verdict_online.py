@@ -6,8 +6,8 @@ every world, balanced over the levels). Resumable: rerun the same command.
 
 Contenders: ``LitaAgentHRL-neural`` (the BC policy chosen by play), ``LitaAgentHRL-online`` (the
 published fine-tuned policy) and, for the score against the number of rollout worlds,
-``LitaAgentHRL-neural:online_after_a`` (the policy at the end of phase A, when the run has one).
-Writes ``<data>/agent_evaluation/runs/verdict13-s<seed>`` per seed; pool them with
+with ``--with-phase-a``, ``LitaAgentHRL-neural:online_after_a`` (the policy at the end of phase A).
+Writes ``<data>/agent_evaluation/runs/verdict13-<a|b>-s<seed>`` per seed; pool them with
 ``scripts/summarise_eval.py <runs> --paired LitaAgentHRL-online,LitaAgentHRL-neural``.
 """
 
@@ -18,7 +18,10 @@ import json
 import sys
 from pathlib import Path
 
-EXPERTS = ("PenguinAgent", "HorizonAwareAgent", "HeyStd", "Rohn", "SBD", "TakaLinkAgent", "COW")
+#: beside the two policies: PenguinAgent and the strongest 2026 finalist here (issue 12's verdict
+#: has all six). Every LitaAgentHRL in a world costs more than an expert (its planning latency),
+#: so the contenders are kept few enough for 40 full-length worlds on 2 cores.
+EXPERTS = ("PenguinAgent", "HorizonAwareAgent")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[3, 4])
     ap.add_argument("--n-worlds", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--with-phase-a", action="store_true", help="also play the policy at the end of phase A")
     a = ap.parse_args(argv)
     data = Path(a.data).resolve()
     cur = json.loads((data / "hrl_online_policy" / "current.json").read_text())
@@ -37,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     hist = json.loads((run / "history.json").read_text())
     last_a = max((h["iteration"] for h in hist if h["phase"] == "A"), default=None)
     variants, extra = {}, []
-    if last_a is not None and last_a != hist[-1]["iteration"]:
+    if a.with_phase_a and last_a is not None and last_a != hist[-1]["iteration"]:
         pdir = run / f"iter_{last_a:04d}" / "policy"
         variants["online_after_a"] = policy_paths(pdir)
         extra.append("LitaAgentHRL-neural:online_after_a")
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoints_dir=str(data),
             variants=variants,
         )
-        run_id = f"verdict13-s{seed}"
+        run_id = f"verdict13-{'a' if extra else 'b'}-s{seed}"
         res = run_evaluation(cfg, data / "agent_evaluation" / "runs" / run_id, run_id, data)
         print(f"[verdict13] seed {seed}: {res.n_ok} ok, {res.n_failed} failed, {res.n_timed_out} timed out")
     return 0
