@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hrlxf_core.l1_safety import limit_parts, sellable
+from hrlxf_core.l1_safety import LimitParts, limit_parts, sellable
 from hrlxf_core.normalization import FEATURE_CLIP
 from hrlxf_core.state import Observation, inbound, needed_sales, needed_supplies, outbound, production_plan
 
@@ -64,16 +64,22 @@ def penguin_needs(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
     return buy * (obs.can_buy > 0), sell * (obs.can_sell > 0)
 
 
-def expert_features(obs: Observation, is_buyer: np.ndarray) -> np.ndarray:
+def expert_features(
+    obs: Observation,
+    is_buyer: np.ndarray,
+    production: tuple[np.ndarray, np.ndarray] | None = None,
+    parts: LimitParts | None = None,
+) -> np.ndarray:
     """(B, N_EXPERT) float64 features of B decisions (row i of ``obs`` is decision i's
-    observation, ``is_buyer`` its thread's role), clipped to ±FEATURE_CLIP."""
+    observation, ``is_buyer`` its thread's role), clipped to ±FEATURE_CLIP. ``production`` and
+    ``parts``: ``production_plan(obs)`` and ``limit_parts(obs)`` when the caller has them."""
     nl = np.maximum(obs.n_lines, 1e-9)[:, None]
     buyer = np.asarray(is_buyer, bool)
     pb, ps = penguin_needs(obs)
     ns, nsa = needed_supplies(obs), needed_sales(obs)
     needs = np.stack([pb, ps, ns, nsa, np.where(buyer, pb, ps)], axis=1) / nl
-    plan, _ = production_plan(obs)
-    chans = [inbound(obs), outbound(obs), plan, sellable(limit_parts(obs))]
+    plan, _ = production_plan(obs) if production is None else production
+    chans = [inbound(obs), outbound(obs), plan, sellable(limit_parts(obs) if parts is None else parts)]
     by_delta = [c[:, :NEAR_OFFSETS] / nl for c in chans]
     far = [c[:, NEAR_OFFSETS : HORIZON + 1].sum(1, keepdims=True) / nl for c in chans]
     bq, sq = obs.offers_buy_q.sum(1), obs.offers_sell_q.sum(1)
@@ -91,6 +97,5 @@ def expert_features(obs: Observation, is_buyer: np.ndarray) -> np.ndarray:
     )
     table[:, [0, 1, 4]] /= nl
     out = np.concatenate([needs, *by_delta, *far, table], axis=1)
-    return np.clip(
-        np.nan_to_num(out, nan=0.0, posinf=FEATURE_CLIP, neginf=-FEATURE_CLIP), -FEATURE_CLIP, FEATURE_CLIP
-    )
+    out = np.nan_to_num(out, nan=0.0, posinf=FEATURE_CLIP, neginf=-FEATURE_CLIP)
+    return out.clip(-FEATURE_CLIP, FEATURE_CLIP)

@@ -46,6 +46,7 @@ never takes ``B_free`` below 0. The baseline delivery offset is the earliest δ 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,9 @@ class L1Limits:
     q_safe_sell: np.ndarray  # (B, K)
     b_free: np.ndarray  # (B,)
     sellable: np.ndarray  # (B, K) sellable stock: the sell baseline's "inventory"
+
+    def take(self, idx: np.ndarray) -> L1Limits:
+        return L1Limits(**{k: v[idx] for k, v in self.__dict__.items()})
 
 
 @dataclass
@@ -177,12 +181,16 @@ class ReservedLimits:
     production cost) and leaves the sell side's stock unchanged (a tentative purchase must not
     back a sale); a sale of q at δ adds q to that day's outbound."""
 
-    def __init__(self, obs: Observation, row: int = 0) -> None:
-        self.parts = limit_parts(obs.take([row]))
+    def __init__(self, obs: Observation, row: int = 0, parts: LimitParts | None = None) -> None:
+        """``parts``: ``limit_parts(obs.take([row]))`` when the caller has it already."""
+        self.parts = dataclasses.replace(limit_parts(obs.take([row])) if parts is None else parts)
         self.cost = float(obs.production_cost[row])
+        self._limits: L1Limits | None = None  # the limits until the next reservation
 
     def limits(self) -> L1Limits:
-        return limits_from_parts(self.parts)
+        if self._limits is None:
+            self._limits = limits_from_parts(self.parts)
+        return self._limits
 
     def reserve(self, is_buyer: bool, q: float, delta: int, p: float) -> None:
         if q <= 0:
@@ -194,6 +202,7 @@ class ReservedLimits:
         else:
             pt.out = pt.out.copy()
             pt.out[:, delta] += q
+        self._limits = None
 
 
 def role_safe(limits: L1Limits, is_buyer: np.ndarray) -> np.ndarray:
@@ -201,10 +210,19 @@ def role_safe(limits: L1Limits, is_buyer: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(is_buyer, bool)[:, None], limits.q_safe_buy, limits.q_safe_sell)
 
 
-def time_mask(obs: Observation, limits: L1Limits, threads: Threads) -> np.ndarray:
-    """(N, K) bool: δ where the role's safe quantity ≥ 1 and today + δ is in the thread's time range."""
+def time_range(obs: Observation, threads: Threads) -> np.ndarray:
+    """(N, K) bool: δ where today + δ is in the thread's time range (the part of the time mask
+    that no reservation changes)."""
     t = obs.day[:, None] + np.arange(K)[None, :]
-    in_range = (t >= threads.t_min[:, None]) & (t <= threads.t_max[:, None])
+    return (t >= threads.t_min[:, None]) & (t <= threads.t_max[:, None])
+
+
+def time_mask(
+    obs: Observation, limits: L1Limits, threads: Threads, in_range: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, K) bool: δ where the role's safe quantity ≥ 1 and today + δ is in the thread's time
+    range (``in_range``: ``time_range(obs, threads)`` when the caller has it already)."""
+    in_range = time_range(obs, threads) if in_range is None else in_range
     return in_range & (role_safe(limits, threads.is_buyer) >= 1.0)
 
 
@@ -247,10 +265,60 @@ class Action:
     feasible: np.ndarray  # (N,) bool
 
 
+_OFFSETS = np.arange(K)
+_TIE_BREAK = np.arange(K) * 1e-6  # ties -> earlier δ
+
+
 def _nearest_masked(delta: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    dist = np.abs(np.arange(K)[None, :] - delta[:, None]).astype(np.float64)
-    dist = np.where(mask, dist + np.arange(K)[None, :] * 1e-6, np.inf)  # ties -> earlier δ
+    dist = np.abs(_OFFSETS[None, :] - delta[:, None]).astype(np.float64)
+    dist = np.where(mask, dist + _TIE_BREAK[None, :], np.inf)
     return dist.argmin(1)
+
+
+@dataclass
+class ClipInputs:
+    """The part of :func:`clip_action` that no limit enters (it does not change as actions are
+    reserved): the proposed δ as an offset index, the price rounded into the thread's range,
+    the quantity floored at 0, and the thread's role and quantity range."""
+
+    is_buyer: np.ndarray  # (N,) bool
+    delta: np.ndarray  # (N,) int in 0..K-1
+    price: np.ndarray  # (N,) float, integral, ≥ 1
+    q: np.ndarray  # (N,) float ≥ 0
+    q_min: np.ndarray  # (N,) max(thread's q_min, 1)
+    q_max: np.ndarray  # (N,)
+
+    def take(self, idx: Any) -> ClipInputs:
+        return ClipInputs(**{k: v[idx] for k, v in self.__dict__.items()})
+
+
+def clip_inputs(threads: Threads, q: np.ndarray, delta: np.ndarray, p: np.ndarray) -> ClipInputs:
+    """The limit-free part of clipping proposed actions (see :func:`clip_action`)."""
+    d = np.rint(finite(np.asarray(delta, np.float64))).clip(0, K - 1).astype(np.int64)
+    price = np.rint(finite(np.asarray(p, np.float64), nan=0.0)).clip(threads.p_min, threads.p_max)
+    return ClipInputs(
+        is_buyer=np.asarray(threads.is_buyer, bool),
+        delta=d,
+        price=np.maximum(price, 1.0),
+        q=np.maximum(finite(np.asarray(q, np.float64)), 0.0),
+        q_min=np.maximum(threads.q_min, 1),
+        q_max=np.asarray(threads.q_max),
+    )
+
+
+def clip_prepared(obs: Observation, limits: L1Limits, x: ClipInputs, mask: np.ndarray) -> Action:
+    """The limit-dependent part of :func:`clip_action`: δ into the mask, the quantity to the
+    role's safe quantity, the budget and the thread's quantity range."""
+    has = mask.any(1)
+    d = np.where(has, _nearest_masked(x.delta, mask), x.delta)
+    rows = np.arange(len(d))
+    safe = role_safe(limits, x.is_buyer)[rows, d]
+    budget_q = np.maximum(limits.b_free, 0.0) / (x.price + np.maximum(obs.production_cost, 0.0))
+    cap = np.where(x.is_buyer, np.minimum(safe, budget_q), safe)
+    cap = np.minimum(cap, x.q_max)
+    qq = np.floor(np.minimum(x.q, cap) + 1e-9)
+    ok = has & (qq >= x.q_min)
+    return Action(q=np.where(ok, qq, 0).astype(np.int64), delta=d, p=x.price.astype(np.int64), feasible=ok)
 
 
 def clip_action(
@@ -263,22 +331,11 @@ def clip_action(
     mask: np.ndarray | None = None,
 ) -> Action:
     """Make proposed actions safe: δ into the mask, price into the thread's range, quantity to
-    the role's safe quantity, the budget and the thread's quantity range (all integers)."""
+    the role's safe quantity, the budget and the thread's quantity range (all integers).
+    = :func:`clip_prepared` of :func:`clip_inputs` (the agent prepares a round's actions once
+    and finishes each against the limits left by the threads before it)."""
     mask = time_mask(obs, limits, threads) if mask is None else mask
-    is_buyer = np.asarray(threads.is_buyer, bool)
-    d = np.clip(np.rint(finite(np.asarray(delta, np.float64))), 0, K - 1).astype(np.int64)
-    has = mask.any(1)
-    d = np.where(has, _nearest_masked(d, mask), d)
-    price = np.clip(np.rint(finite(np.asarray(p, np.float64), nan=0.0)), threads.p_min, threads.p_max)
-    price = np.maximum(price, 1.0)
-    rows = np.arange(len(d))
-    safe = role_safe(limits, is_buyer)[rows, d]
-    budget_q = np.maximum(limits.b_free, 0.0) / (price + np.maximum(obs.production_cost, 0.0))
-    cap = np.where(is_buyer, np.minimum(safe, budget_q), safe)
-    cap = np.minimum(cap, threads.q_max)
-    qq = np.floor(np.minimum(np.maximum(finite(np.asarray(q, np.float64)), 0.0), cap) + 1e-9)
-    ok = has & (qq >= np.maximum(threads.q_min, 1))
-    return Action(q=np.where(ok, qq, 0).astype(np.int64), delta=d, p=price.astype(np.int64), feasible=ok)
+    return clip_prepared(obs, limits, clip_inputs(threads, q, delta, p), mask)
 
 
 def reserve(obs: Observation, row: int, is_buyer: bool, q: float, delta: int, p: float) -> None:

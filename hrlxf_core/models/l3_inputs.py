@@ -129,7 +129,7 @@ def l3_context(cols: Mapping[str, Any] | Any) -> np.ndarray:
     n = len(nl)
     base_delta = _col(cols, "base_delta").astype(np.int64)
     q_safe = _f(cols, "q_safe", N_OFFSETS)
-    safe = q_safe[np.arange(n), np.clip(base_delta, 0, N_OFFSETS - 1)]
+    safe = q_safe[np.arange(n), base_delta.clip(0, N_OFFSETS - 1)]
     has = _col(cols, "has_offer").astype(bool)
     parts = [
         _f(cols, "goal", GOAL_DIM),
@@ -151,7 +151,7 @@ def l3_context(cols: Mapping[str, Any] | Any) -> np.ndarray:
         _f(cols, "x_expert", N_EXPERT),
     ]
     ctx = np.concatenate(parts, axis=1)
-    ctx = np.clip(finite(ctx, nan=0.0), -FEATURE_CLIP, FEATURE_CLIP)
+    ctx = finite(ctx, nan=0.0).clip(-FEATURE_CLIP, FEATURE_CLIP)
     return ctx.astype(np.float32)
 
 
@@ -179,8 +179,8 @@ def l3_model_inputs(cols: Mapping[str, Any] | Any) -> dict[str, np.ndarray]:
     tm = _col(cols, "time_mask").astype(bool)
     tm = tm.reshape(len(tm), N_OFFSETS)
     return {
-        "hist": np.clip(finite(hist), -FEATURE_CLIP, FEATURE_CLIP),
-        "hist_len": np.clip(_col(cols, "hist_len").astype(np.int64), 0, HIST_LEN),
+        "hist": finite(hist).clip(-FEATURE_CLIP, FEATURE_CLIP),
+        "hist_len": _col(cols, "hist_len").astype(np.int64).clip(0, HIST_LEN),
         "context": l3_context(cols),
         "time_mask": tm,
         "op_mask": op_mask_from(_col(cols, "has_offer"), tm),
