@@ -73,7 +73,13 @@ class HeuristicStack(L1Stack):
 
 
 class NeuralStack:
-    """L2 / L3 / L4 networks loaded from checkpoints (schema-checked at construction)."""
+    """L2 / L3 / L4 networks loaded from checkpoints (schema-checked at construction).
+
+    Play runs L3's ``act`` and L4's forward through TorchScript graphs traced from the very same
+    modules (:func:`traced_inference`: the same aten operations, bit-for-bit the same outputs,
+    checked when the graph is made, without the Python overhead of the modules). A graph is made
+    at first use and again whenever ``l3`` / ``l4`` is replaced; it shares the module's
+    parameters, so weights loaded into the module later are seen too."""
 
     mode = "neural"
 
@@ -88,6 +94,12 @@ class NeuralStack:
         self.l3, _ = load_l3(Path(l3_path), device)
         self.l4, _ = load_l4(Path(l4_path), device)
         self.device = device
+        self._graphs: dict[str, tuple[Any, Any]] = {}  # kind -> (module traced, callable)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_graphs"] = {}  # graphs are not picklable; they are made again at first use
+        return state
 
     def _t(self, a: np.ndarray, dtype: Any = None) -> Any:
         t = self.torch.as_tensor(np.ascontiguousarray(a))
@@ -96,6 +108,17 @@ class NeuralStack:
         elif t.is_floating_point():
             t = t.float()
         return t.to(self.device)
+
+    def _graph(self, kind: str) -> Any:
+        """The inference callable of ``l3`` (its ``act``) or ``l4`` (its forward)."""
+        model = getattr(self, kind)
+        made = self._graphs.get(kind)
+        if made is None or made[0] is not model:
+            from hrlxf_core.models.inference import traced_inference
+
+            made = (model, traced_inference(model, kind, self.device))
+            self._graphs[kind] = made
+        return made[1]
 
     def goal(self, obs: Observation) -> np.ndarray:
         from hrlxf_core.state import build_state
@@ -107,8 +130,9 @@ class NeuralStack:
 
     def alpha(self, thread_feats: np.ndarray, global_feats: np.ndarray) -> np.ndarray:
         t = len(thread_feats)
+        l4 = self._graph("l4")
         with self.torch.inference_mode():
-            a = self.l4(
+            a = l4(
                 self._t(thread_feats[None]),
                 self._t(np.ones((1, t), bool)),
                 self._t(np.asarray(global_feats)[None]),
@@ -121,8 +145,9 @@ class NeuralStack:
         from hrlxf_core.models.l3_inputs import l3_model_inputs
 
         x = l3_model_inputs(cols)
+        act = self._graph("l3")
         with self.torch.inference_mode():
-            out = self.l3.act(
+            out = act(
                 self._t(x["hist"]),
                 self._t(x["hist_len"], self.torch.long),
                 self._t(x["context"]),
