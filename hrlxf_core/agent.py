@@ -36,7 +36,6 @@ from hrlxf_core.l1_safety import (
     clip_inputs,
     clip_prepared,
     limit_parts,
-    limits_from_parts,
     market_price,
     role_safe,
     time_mask,
@@ -115,9 +114,12 @@ def plan_round(
     day = int(obs.day[0])
     inputs = sorted(inputs, key=lambda x: x.nid)  # presentation order never matters
     th = threads_from_nmis([x.nmi for x in inputs], my_id)
-    one, two = np.zeros(t, dtype=np.int64), np.zeros(2, dtype=np.int64)  # every thread reads row 0 of obs
+    one = np.zeros(t, dtype=np.int64)  # every thread reads row 0 of obs
     parts = limit_parts(obs)
-    limits = limits_from_parts(parts).take(one)  # l1_limits of the shared row, one row per thread
+    # reservations accumulate in `reserved` (the loop below; it copies `parts`); the features and
+    # the offer's safety use the unreserved limits
+    reserved = ReservedLimits(obs, parts=parts)
+    limits = reserved.limits().take(one)  # l1_limits of the shared row, one row per thread
     in_range = time_range(obs, th)  # the part of the time mask that no reservation changes
     mask = time_mask(obs, limits, th, in_range)
     production = production_plan(obs)
@@ -153,16 +155,12 @@ def plan_round(
         "goal": goal_rows,
         "hist": hist,
         "hist_len": hist_len,
-        # every thread of a round shares the observation: compute the expert inputs for the two
-        # roles once (the same function as offline) and give each thread its role's row
-        "x_expert": expert_features(
-            obs.take(two), np.array([True, False]), tuple(x[two] for x in production), parts.take(two)
-        )[np.where(th.is_buyer, 0, 1)],
+        "x_expert": expert_features(obs, th.is_buyer, production, parts),
     }
     # is the partner's offer safe as it stands (clip would not change it)?
     # (the limit-free part of clipping the received offers is the same in the loop below)
-    recv_clip = clip_inputs(th, cols["recv_q"], cols["recv_delta"], cols["recv_p"])
-    offer_clip = clip_prepared(obs, limits, recv_clip, mask)  # = clip_action of the received offers
+    recv_clip = clip_inputs(obs, th, cols["recv_q"], cols["recv_delta"], cols["recv_p"])
+    offer_clip = clip_prepared(limits, recv_clip, mask)  # = clip_action of the received offers
     offer_safe = (
         has
         & offer_clip.feasible
@@ -207,9 +205,7 @@ def plan_round(
     q_prop, p_prop = residual_to_offer(residual, base.q, base.p, cols["n_lines"], market)
     order = sorted(range(t), key=lambda k: (-round(float(alpha[k]), 12), inputs[k].nid))
     # the part of clip that no reservation changes, for every thread at once
-    prop_clip = clip_inputs(th, q_prop, delta, p_prop)
-    # reservations accumulate here; features used the unreserved state
-    reserved = ReservedLimits(obs, parts=parts)
+    prop_clip = clip_inputs(obs, th, q_prop, delta, p_prop)
     out: dict[str, Planned] = {}
     for k in order:
         nid, fb = inputs[k].nid, bool(fallback[k])
@@ -225,7 +221,7 @@ def plan_round(
         mask_k = time_mask(obs, lim_k, th.take(row), in_range[row])
         buyer = bool(th.is_buyer[k])
         if op_k == OP_ACCEPT:
-            c = clip_prepared(obs, lim_k, recv_clip.take(row), mask_k)
+            c = clip_prepared(lim_k, recv_clip.take(row), mask_k)
             if (
                 c.feasible[0]
                 and c.q[0] == recv[k, 0]
@@ -236,7 +232,7 @@ def plan_round(
                 out[nid] = Planned("ACCEPT", None, fallback=fb)
                 continue
             # the offer is no longer safe after the reservations before it: counter-offer
-        a = clip_prepared(obs, lim_k, prop_clip.take(row), mask_k)
+        a = clip_prepared(lim_k, prop_clip.take(row), mask_k)
         if not a.feasible[0]:
             out[nid] = Planned("END", None, fallback=fb)
             continue

@@ -113,7 +113,7 @@ class LimitParts:
     raw_buy: np.ndarray  # (B, K) n_lines·days left − every committed input
     cap: np.ndarray  # (B, K) min(S0 + in(δ), n_lines) on in-game days, else 0
     out: np.ndarray  # (B, K) outbound committed at δ
-    in_game: np.ndarray  # (B, K) bool
+    in_game: np.ndarray  # (B, K) 1.0 on the days of the game, else 0.0 (a multiplier)
     b_money: np.ndarray  # (B,) balance − payables − production cost of committed inputs
     pen: np.ndarray  # (B,) penalty per unit short
     allowance: np.ndarray  # (B,) units a day may be exposed
@@ -135,7 +135,7 @@ def limit_parts(obs: Observation) -> LimitParts:
         raw_buy=raw_buy,
         cap=cap,
         out=outbound(obs),
-        in_game=in_game,
+        in_game=in_game.astype(np.float64),  # a multiplier: no bool cast in every product
         b_money=np.asarray(b_money, np.float64),
         pen=penalty_per_unit(obs),
         allowance=sell_allowance(obs),
@@ -164,7 +164,7 @@ def limits_from_parts(parts: LimitParts) -> L1Limits:
     return L1Limits(
         q_safe_buy=q_buy,
         q_safe_sell=q_sell,
-        b_free=np.asarray(b_free, np.float64).copy(),
+        b_free=np.asarray(b_free, np.float64),  # a new array (b_money minus the penalty)
         sellable=sellable(parts),
     )
 
@@ -265,25 +265,29 @@ class Action:
     feasible: np.ndarray  # (N,) bool
 
 
-_OFFSETS = np.arange(K)
-_TIE_BREAK = np.arange(K) * 1e-6  # ties -> earlier δ
+#: |j − d| + j·1e-6 for every proposed offset d (rows) and offset j (columns): the distance
+#: :func:`_nearest_masked` minimises (ties -> the earlier δ), computed once.
+_DIST = (
+    np.abs(np.arange(K)[None, :] - np.arange(K)[:, None]).astype(np.float64) + np.arange(K)[None, :] * 1e-6
+)
 
 
 def _nearest_masked(delta: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    dist = np.abs(_OFFSETS[None, :] - delta[:, None]).astype(np.float64)
-    dist = np.where(mask, dist + _TIE_BREAK[None, :], np.inf)
-    return dist.argmin(1)
+    """(N,) the offset in each row's mask nearest to ``delta`` (in 0..K-1), the earlier on a tie."""
+    return np.where(mask, _DIST[delta], np.inf).argmin(1)
 
 
 @dataclass
 class ClipInputs:
     """The part of :func:`clip_action` that no limit enters (it does not change as actions are
-    reserved): the proposed δ as an offset index, the price rounded into the thread's range,
-    the quantity floored at 0, and the thread's role and quantity range."""
+    reserved): the proposed δ as an offset index, the price rounded into the thread's range and
+    the money one unit takes (price + production cost), the quantity floored at 0, and the
+    thread's role and quantity range."""
 
     is_buyer: np.ndarray  # (N,) bool
     delta: np.ndarray  # (N,) int in 0..K-1
-    price: np.ndarray  # (N,) float, integral, ≥ 1
+    price: np.ndarray  # (N,) int64, ≥ 1
+    unit_cost: np.ndarray  # (N,) float: price + max(production cost, 0)
     q: np.ndarray  # (N,) float ≥ 0
     q_min: np.ndarray  # (N,) max(thread's q_min, 1)
     q_max: np.ndarray  # (N,)
@@ -292,33 +296,37 @@ class ClipInputs:
         return ClipInputs(**{k: v[idx] for k, v in self.__dict__.items()})
 
 
-def clip_inputs(threads: Threads, q: np.ndarray, delta: np.ndarray, p: np.ndarray) -> ClipInputs:
+def clip_inputs(
+    obs: Observation, threads: Threads, q: np.ndarray, delta: np.ndarray, p: np.ndarray
+) -> ClipInputs:
     """The limit-free part of clipping proposed actions (see :func:`clip_action`)."""
     d = np.rint(finite(np.asarray(delta, np.float64))).clip(0, K - 1).astype(np.int64)
     price = np.rint(finite(np.asarray(p, np.float64), nan=0.0)).clip(threads.p_min, threads.p_max)
+    price = np.maximum(price, 1.0)
     return ClipInputs(
         is_buyer=np.asarray(threads.is_buyer, bool),
         delta=d,
-        price=np.maximum(price, 1.0),
+        price=price.astype(np.int64),
+        unit_cost=price + np.maximum(obs.production_cost, 0.0),
         q=np.maximum(finite(np.asarray(q, np.float64)), 0.0),
         q_min=np.maximum(threads.q_min, 1),
         q_max=np.asarray(threads.q_max),
     )
 
 
-def clip_prepared(obs: Observation, limits: L1Limits, x: ClipInputs, mask: np.ndarray) -> Action:
+def clip_prepared(limits: L1Limits, x: ClipInputs, mask: np.ndarray) -> Action:
     """The limit-dependent part of :func:`clip_action`: δ into the mask, the quantity to the
     role's safe quantity, the budget and the thread's quantity range."""
     has = mask.any(1)
     d = np.where(has, _nearest_masked(x.delta, mask), x.delta)
     rows = np.arange(len(d))
     safe = role_safe(limits, x.is_buyer)[rows, d]
-    budget_q = np.maximum(limits.b_free, 0.0) / (x.price + np.maximum(obs.production_cost, 0.0))
+    budget_q = np.maximum(limits.b_free, 0.0) / x.unit_cost
     cap = np.where(x.is_buyer, np.minimum(safe, budget_q), safe)
     cap = np.minimum(cap, x.q_max)
     qq = np.floor(np.minimum(x.q, cap) + 1e-9)
     ok = has & (qq >= x.q_min)
-    return Action(q=np.where(ok, qq, 0).astype(np.int64), delta=d, p=x.price.astype(np.int64), feasible=ok)
+    return Action(q=np.where(ok, qq, 0).astype(np.int64), delta=d, p=x.price, feasible=ok)
 
 
 def clip_action(
@@ -335,7 +343,7 @@ def clip_action(
     = :func:`clip_prepared` of :func:`clip_inputs` (the agent prepares a round's actions once
     and finishes each against the limits left by the threads before it)."""
     mask = time_mask(obs, limits, threads) if mask is None else mask
-    return clip_prepared(obs, limits, clip_inputs(threads, q, delta, p), mask)
+    return clip_prepared(limits, clip_inputs(obs, threads, q, delta, p), mask)
 
 
 def reserve(obs: Observation, row: int, is_buyer: bool, q: float, delta: int, p: float) -> None:

@@ -13,7 +13,7 @@ from hrlxf_core.expert_inputs import EXPERT_FEATURE_NAMES, expert_features
 from hrlxf_core.l1_safety import Baseline, L1Limits, Threads, market_price, role_safe
 from hrlxf_core.labels import GOAL_DIM, hard_bucket
 from hrlxf_core.normalization import FEATURE_CLIP, INVENTORY_DAYS_NORM, ROUNDS_NORM, THREADS_NORM
-from hrlxf_core.numeric import finite
+from hrlxf_core.numeric import finite, stack_last
 from hrlxf_core.state import N_STATIC, N_TEMPORAL, Observation, x_role_thread, x_static, x_temporal
 
 THREAD_FEATURE_NAMES = (
@@ -59,12 +59,15 @@ def thread_features(
     (the agent computes them once per round) pass ``expert``, the threads' ``expert_features``
     (N, N_EXPERT), and ``temporal``, ``x_temporal(obs)`` (one row per row of ``obs``)."""
     n = len(threads.is_buyer)
+    if obs.size not in (1, n):
+        raise ValueError(f"thread_features: {obs.size} observation rows for {n} threads")
     shared = obs.size != n  # one observation row for every thread
     nl = np.maximum(obs.n_lines, 1e-9)
     market = np.maximum(market_price(obs, threads.is_buyer), 1e-9)
     has = ~np.isnan(np.asarray(offer_q, np.float64))
     rows = np.arange(n)
-    delta = np.where(has, finite(np.asarray(offer_delta, np.float64)), base.delta).astype(np.int64)
+    recv_delta = finite(np.asarray(offer_delta, np.float64))
+    delta = np.where(has, recv_delta, base.delta).astype(np.int64)
     delta = delta.clip(0, obs.supplies.shape[1] - 1)
     safe = role_safe(limits, threads.is_buyer)[rows, delta]
     goal = np.zeros((n, GOAL_DIM)) if goal is None else np.asarray(goal, np.float64)
@@ -82,7 +85,7 @@ def thread_features(
         np.asarray(relative_time, np.float64),
         has.astype(np.float64),
         offer_q_days,
-        np.where(has, finite(offer_delta) / INVENTORY_DAYS_NORM, 0.0),
+        np.where(has, recv_delta / INVENTORY_DAYS_NORM, 0.0),
         np.where(has, finite(offer_p) / market, 0.0),
         base.q / nl,
         base.delta / INVENTORY_DAYS_NORM,
@@ -90,7 +93,7 @@ def thread_features(
         safe / (nl * INVENTORY_DAYS_NORM),
         goal_q - offer_q_days,
     ]
-    feats = np.concatenate([np.stack(cols, axis=1), temporal, expert], axis=1)
+    feats = np.concatenate([stack_last(cols), temporal, expert], axis=1)
     return feats.clip(-FEATURE_CLIP, FEATURE_CLIP)
 
 

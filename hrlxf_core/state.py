@@ -22,6 +22,7 @@ import numpy as np
 
 from hrlxf_core.constants import N_OFFSETS
 from hrlxf_core.normalization import FEATURE_CLIP, INVENTORY_DAYS_NORM, N_LINES_NORM, PRICE_NORM
+from hrlxf_core.numeric import stack_last
 
 N_STATIC = 12
 N_TEMPORAL = 10
@@ -298,7 +299,7 @@ def x_static(obs: Observation) -> np.ndarray:
         _safe_div(obs.payables.sum(1), obs.initial_balance),
         _safe_div(obs.receivables.sum(1), obs.initial_balance),
     ]
-    return _clip(np.stack(cols, axis=1))
+    return _clip(stack_last(cols))
 
 
 def x_temporal(obs: Observation, production: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
@@ -331,7 +332,7 @@ def x_temporal(obs: Observation, production: tuple[np.ndarray, np.ndarray] | Non
         _safe_div(obs.offers_buy_q, n),
         _safe_div(obs.offers_sell_q, n),
     ]
-    return _clip(np.stack(chans, axis=2))
+    return _clip(stack_last(chans))
 
 
 def x_role_l2(obs: Observation) -> np.ndarray:
@@ -342,7 +343,7 @@ def x_role_l2(obs: Observation) -> np.ndarray:
 def x_role_thread(is_buyer: np.ndarray) -> np.ndarray:
     """(B, 2) one-hot [is_buyer, is_seller] of a negotiation thread (L3/L4)."""
     b = np.asarray(is_buyer, dtype=np.float64)
-    return np.stack([b, 1.0 - b], axis=1)
+    return stack_last([b, 1.0 - b])
 
 
 @dataclass
