@@ -73,11 +73,10 @@ def traced_inference(model: torch.nn.Module, kind: str, device: Any = "cpu") -> 
                 graph = torch.jit.trace_module(model, {"act": example}, check_trace=False, strict=False).act
             else:
                 graph = torch.jit.trace(model, example, check_trace=False)
-            for n, seed in ((5, 1), (1, 2)):  # other batch sizes than the traced one
-                check = example_inputs(kind, n, device, seed=seed)
-                graph(*check)  # the first calls of a graph profile it; compare the optimised run
-                if not same_outputs(graph(*check), eager(*check)):
-                    return eager
+            check = example_inputs(kind, 5, device, seed=1)  # another batch size than the traced one
+            graph(*check)  # the first call of a graph profiles it; compare the optimised run
+            if not same_outputs(graph(*check), eager(*check)):
+                return eager
     except Exception:
         return eager
     return graph
