@@ -152,10 +152,23 @@ def sellable(parts: LimitParts) -> np.ndarray:
     return np.maximum(parts.cap - parts.out, 0.0) * parts.in_game
 
 
-def limits_from_parts(parts: LimitParts) -> L1Limits:
-    q_buy = np.maximum(parts.raw_buy, 0.0) * parts.in_game
-    b_free = parts.b_money - parts.pen * exposure(parts).sum(1)
-    room = parts.cap - parts.out
+def q_safe_buy(parts: LimitParts) -> np.ndarray:
+    """(B, K) Q_safe of the buy side (a sale does not move it)."""
+    return np.maximum(parts.raw_buy, 0.0) * parts.in_game
+
+
+def sale_terms(parts: LimitParts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(E = Σ_δ e(δ), room = cap − out, sellable): the terms of the limits that only the
+    outbound moves (a purchase does not)."""
+    return exposure(parts).sum(1), parts.cap - parts.out, sellable(parts)
+
+
+def limits_from_terms(
+    parts: LimitParts, terms: tuple[np.ndarray, np.ndarray, np.ndarray], q_buy: np.ndarray
+) -> L1Limits:
+    """The limits from ``sale_terms(parts)`` and ``q_safe_buy(parts)``."""
+    e_sum, room, sell = terms
+    b_free = parts.b_money - parts.pen * e_sum
     money_units = np.where(
         parts.pen > 0, np.maximum(b_free, 0.0) / np.maximum(parts.pen, 1e-12), np.inf
     )  # exposure B_free can still pay the worst-case penalty of
@@ -165,8 +178,12 @@ def limits_from_parts(parts: LimitParts) -> L1Limits:
         q_safe_buy=q_buy,
         q_safe_sell=q_sell,
         b_free=np.asarray(b_free, np.float64),  # a new array (b_money minus the penalty)
-        sellable=sellable(parts),
+        sellable=sell,
     )
+
+
+def limits_from_parts(parts: LimitParts) -> L1Limits:
+    return limits_from_terms(parts, sale_terms(parts), q_safe_buy(parts))
 
 
 def l1_limits(obs: Observation) -> L1Limits:
@@ -179,17 +196,25 @@ class ReservedLimits:
     ``l1_limits`` of the observation after the same ``reserve`` calls (property-tested): a
     purchase of q at price p lowers the buy room by q everywhere and the money by q·(p +
     production cost) and leaves the sell side's stock unchanged (a tentative purchase must not
-    back a sale); a sale of q at δ adds q to that day's outbound."""
+    back a sale); a sale of q at δ adds q to that day's outbound. The limits are computed when
+    asked for, from the terms the reservations since the last time did not move (a purchase
+    leaves ``sale_terms``, a sale ``q_safe_buy``): the very functions of ``limits_from_parts``."""
 
     def __init__(self, obs: Observation, row: int = 0, parts: LimitParts | None = None) -> None:
         """``parts``: ``limit_parts(obs.take([row]))`` when the caller has it already."""
         self.parts = dataclasses.replace(limit_parts(obs.take([row])) if parts is None else parts)
         self.cost = float(obs.production_cost[row])
         self._limits: L1Limits | None = None  # the limits until the next reservation
+        self._terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # sale_terms
+        self._q_buy: np.ndarray | None = None  # q_safe_buy
 
     def limits(self) -> L1Limits:
         if self._limits is None:
-            self._limits = limits_from_parts(self.parts)
+            if self._terms is None:
+                self._terms = sale_terms(self.parts)
+            if self._q_buy is None:
+                self._q_buy = q_safe_buy(self.parts)
+            self._limits = limits_from_terms(self.parts, self._terms, self._q_buy)
         return self._limits
 
     def reserve(self, is_buyer: bool, q: float, delta: int, p: float) -> None:
@@ -199,9 +224,11 @@ class ReservedLimits:
         if is_buyer:
             pt.raw_buy = pt.raw_buy - q
             pt.b_money = pt.b_money - q * (p + self.cost)
+            self._q_buy = None
         else:
             pt.out = pt.out.copy()
             pt.out[:, delta] += q
+            self._terms = None
         self._limits = None
 
 
