@@ -236,11 +236,28 @@ def _world_share(args: argparse.Namespace, ck: dict, tmp: Path) -> None:
         "init", "before_step", "step", "first_proposals", "counter_all", "propose",
         "on_negotiation_success", "on_negotiation_failure",
     )  # fmt: skip
-    load0 = os.getloadavg()[0]
-    with _CallbackTimer(LitaAgentHRL, names) as timer:
+    import hrlxf_core.agent as agent_mod
+
+    obs_time = [0.0, 0]  # the agent's live_observation calls (in _plan, before_step, the safety check)
+    live_observation = agent_mod.live_observation
+
+    def timed_observation(*a, **kw):
         t0 = time.perf_counter()
-        out = run_world(spec, "bench-share", tmp / "share-log", tracked=False, keep_world=True)
-        wall = time.perf_counter() - t0
+        try:
+            return live_observation(*a, **kw)
+        finally:
+            obs_time[0] += time.perf_counter() - t0
+            obs_time[1] += 1
+
+    load0 = os.getloadavg()[0]
+    agent_mod.live_observation = timed_observation
+    try:
+        with _CallbackTimer(LitaAgentHRL, names) as timer:
+            t0 = time.perf_counter()
+            out = run_world(spec, "bench-share", tmp / "share-log", tracked=False, keep_world=True)
+            wall = time.perf_counter() - t0
+    finally:
+        agent_mod.live_observation = live_observation
     agents = [a._obj for a in out.world.agents.values() if isinstance(getattr(a, "_obj", None), LitaAgentHRL)]
     plan_ms = sum(sum(a.stats.latency_ms) for a in agents)
     rounds = sum(a.stats.rounds for a in agents)
@@ -261,7 +278,8 @@ def _world_share(args: argparse.Namespace, ck: dict, tmp: Path) -> None:
     )
     print(
         f"  all its callbacks ({timer.calls} calls) {timer.total:.2f} s = {100 * timer.total / world_s:.1f} % "
-        f"of the world's wall time"
+        f"of the world's wall time; of which reading the AWI (live_observation, {obs_time[1]} calls) "
+        f"{obs_time[0]:.2f} s"
     )
 
 
