@@ -31,22 +31,23 @@ from hrlxf_core.agent_layers import make_stack
 from hrlxf_core.expert_inputs import expert_features
 from hrlxf_core.l1_safety import (
     ReservedLimits,
-    Threads,
     agreement_breaks_l1,
     baseline,
-    clip_action,
-    l1_limits,
+    clip_inputs,
+    clip_prepared,
+    limit_parts,
     market_price,
     role_safe,
     time_mask,
+    time_range,
 )
-from hrlxf_core.l3_contract import OP_ACCEPT, OP_OFFER, ThreadHistory
+from hrlxf_core.l3_contract import OP_ACCEPT, OP_OFFER, ThreadHistory, histories_features
 from hrlxf_core.l4_features import global_features, thread_features
 from hrlxf_core.models.l3_inputs import residual_to_offer
 from hrlxf_core.numeric import finite
 from hrlxf_core.offer_table import OfferTable, TableOffer
-from hrlxf_core.online import live_observation, thread_from_nmi
-from hrlxf_core.state import Observation, x_role_thread, x_static
+from hrlxf_core.online import live_observation, threads_from_nmis
+from hrlxf_core.state import Observation, production_plan, x_role_thread, x_static, x_temporal
 
 
 @dataclass
@@ -103,25 +104,35 @@ def plan_round(
     ledger: dict[str, ThreadHistory],
 ) -> dict[str, Planned]:
     """Plan every live thread of a round at once (order-free; see the module doc). ``ledger``:
-    each thread's offers so far, the one being answered last (encoded as the micro samples)."""
+    each thread's offers so far, the one being answered last (encoded as the micro samples).
+
+    ``obs`` is one observation row that every thread shares: the per-observation quantities
+    (limits, temporal and static features, the expert inputs of the two roles) are computed once
+    on it and given to each thread; the per-thread functions are the offline ones, which take a
+    shared row as well as one row per thread (the same values)."""
     t = len(inputs)
     day = int(obs.day[0])
     inputs = sorted(inputs, key=lambda x: x.nid)  # presentation order never matters
-    threads = [thread_from_nmi(x.nmi, my_id) for x in inputs]
-    th = Threads(**{k: np.concatenate([getattr(x, k) for x in threads]) for k in threads[0].__dict__})
-    rows = obs.take(np.zeros(t, dtype=np.int64))
-    limits = l1_limits(rows)
-    mask = time_mask(rows, limits, th)
-    base = baseline(rows, limits, th, mask)
-    market = market_price(rows, th.is_buyer)
+    th = threads_from_nmis([x.nmi for x in inputs], my_id)
+    one = np.zeros(t, dtype=np.int64)  # every thread reads row 0 of obs
+    parts = limit_parts(obs)
+    # reservations accumulate in `reserved` (the loop below; it copies `parts`); the features and
+    # the offer's safety use the unreserved limits
+    reserved = ReservedLimits(obs, parts=parts)
+    limits = reserved.limits().take(one)  # l1_limits of the shared row, one row per thread
+    in_range = time_range(obs, th)  # the part of the time mask that no reservation changes
+    mask = time_mask(obs, limits, th, in_range)
+    production = production_plan(obs)
+    static = x_static(obs)
+    base = baseline(obs, limits, th, mask)
+    market = market_price(obs, th.is_buyer)
     has = np.array([x.offer is not None for x in inputs])
     recv = np.array(
         [x.offer if x.offer is not None else (np.nan, np.nan, np.nan) for x in inputs], dtype=np.float64
     )
-    hist = [
-        ledger.get(x.nid, ThreadHistory()).features(float(obs.n_lines[0]), float(m), day)
-        for x, m in zip(inputs, market, strict=True)
-    ]
+    hist, hist_len = histories_features(
+        [ledger.get(x.nid) for x in inputs], np.full(t, float(obs.n_lines[0])), market, np.full(t, day)
+    )
     goal_rows = np.repeat(np.asarray(goal, np.float64).reshape(1, -1), t, axis=0)
     cols = {
         "has_offer": has,
@@ -129,10 +140,10 @@ def plan_round(
         "recv_delta": finite(recv[:, 1] - day),
         "recv_p": finite(recv[:, 2]),
         "x_role": x_role_thread(th.is_buyer),
-        "x_static": x_static(rows),
+        "x_static": static[one],
         "relative_time": np.array([x.relative_time for x in inputs]),
         "round": np.array([x.round for x in inputs], dtype=np.float64),
-        "n_lines": rows.n_lines,
+        "n_lines": obs.n_lines[one],
         "market_price": market,
         "base_q": base.q,
         "base_delta": base.delta,
@@ -142,16 +153,14 @@ def plan_round(
         "b_free": limits.b_free,
         "time_mask": mask,
         "goal": goal_rows,
-        "hist": np.stack([h for h, _ in hist]),
-        "hist_len": np.array([n for _, n in hist]),
-        # every thread of a round shares the observation: compute the expert inputs for the two
-        # roles once (the same function as offline) and give each thread its role's row
-        "x_expert": expert_features(obs.take(np.zeros(2, dtype=np.int64)), np.array([True, False]))[
-            np.where(th.is_buyer, 0, 1)
-        ],
+        "hist": hist,
+        "hist_len": hist_len,
+        "x_expert": expert_features(obs, th.is_buyer, production, parts),
     }
     # is the partner's offer safe as it stands (clip would not change it)?
-    offer_clip = clip_action(rows, limits, th, cols["recv_q"], cols["recv_delta"], cols["recv_p"], mask)
+    # (the limit-free part of clipping the received offers is the same in the loop below)
+    recv_clip = clip_inputs(obs, th, cols["recv_q"], cols["recv_delta"], cols["recv_p"])
+    offer_clip = clip_prepared(limits, recv_clip, mask)  # = clip_action of the received offers
     offer_safe = (
         has
         & offer_clip.feasible
@@ -163,7 +172,7 @@ def plan_round(
     fallback = np.zeros(t, bool)
     try:
         feats = thread_features(
-            rows,
+            obs,
             limits,
             th,
             base,
@@ -174,10 +183,11 @@ def plan_round(
             recv[:, 2],
             goal_rows,
             expert=cols["x_expert"],
+            temporal=x_temporal(obs, production),
         )
         n_buy = int(th.is_buyer.sum())
         glob = global_features(
-            obs, np.array([n_buy]), np.array([t - n_buy]), np.asarray(goal).reshape(1, -1)
+            obs, np.array([n_buy]), np.array([t - n_buy]), np.asarray(goal).reshape(1, -1), static
         )[0]
         alpha = np.asarray(stack.alpha(feats, glob), np.float64)
         if alpha.shape != (t,) or not np.isfinite(alpha).all():
@@ -192,19 +202,26 @@ def plan_round(
     except Exception:
         op, residual, delta = l1.decide(cols, offer_safe)
         fallback[:] = True
-    q_prop, p_prop = residual_to_offer(residual, base.q, base.p, rows.n_lines, market)
+    q_prop, p_prop = residual_to_offer(residual, base.q, base.p, cols["n_lines"], market)
     order = sorted(range(t), key=lambda k: (-round(float(alpha[k]), 12), inputs[k].nid))
-    reserved = ReservedLimits(obs)  # reservations accumulate here; features used the unreserved state
+    # the part of clip that no reservation changes, for every thread at once
+    prop_clip = clip_inputs(obs, th, q_prop, delta, p_prop)
     out: dict[str, Planned] = {}
     for k in order:
-        th_k = th.take(np.array([k]))
-        lim_k = reserved.limits()
-        mask_k = time_mask(obs, lim_k, th_k)
-        buyer = bool(th.is_buyer[k])
+        nid, fb = inputs[k].nid, bool(fallback[k])
         if op[k] == OP_ACCEPT and has[k]:
-            c = clip_action(
-                obs, lim_k, th_k, recv[k : k + 1, 0], recv[k : k + 1, 1] - day, recv[k : k + 1, 2], mask_k
-            )
+            op_k = OP_ACCEPT
+        else:
+            op_k = int(op[k])
+            if op_k != OP_OFFER:
+                out[nid] = Planned("END", None, fallback=fb)
+                continue
+        row = slice(k, k + 1)
+        lim_k = reserved.limits()
+        mask_k = time_mask(obs, lim_k, th.take(row), in_range[row])
+        buyer = bool(th.is_buyer[k])
+        if op_k == OP_ACCEPT:
+            c = clip_prepared(lim_k, recv_clip.take(row), mask_k)
             if (
                 c.feasible[0]
                 and c.q[0] == recv[k, 0]
@@ -212,25 +229,18 @@ def plan_round(
                 and c.p[0] == recv[k, 2]
             ):
                 reserved.reserve(buyer, float(recv[k, 0]), int(recv[k, 1] - day), float(recv[k, 2]))
-                out[inputs[k].nid] = Planned("ACCEPT", None, fallback=bool(fallback[k]))
+                out[nid] = Planned("ACCEPT", None, fallback=fb)
                 continue
-            op_k = OP_OFFER  # the offer is no longer safe after the reservations before it
-        else:
-            op_k = int(op[k])
-        if op_k != OP_OFFER:
-            out[inputs[k].nid] = Planned("END", None, fallback=bool(fallback[k]))
-            continue
-        a = clip_action(obs, lim_k, th_k, q_prop[k : k + 1], delta[k : k + 1], p_prop[k : k + 1], mask_k)
+            # the offer is no longer safe after the reservations before it: counter-offer
+        a = clip_prepared(lim_k, prop_clip.take(row), mask_k)
         if not a.feasible[0]:
-            out[inputs[k].nid] = Planned("END", None, fallback=bool(fallback[k]))
+            out[nid] = Planned("END", None, fallback=fb)
             continue
         changed = bool(
             abs(a.q[0] - q_prop[k]) > 0.5 or a.delta[0] != delta[k] or abs(a.p[0] - p_prop[k]) > 0.5
         )
         reserved.reserve(buyer, float(a.q[0]), int(a.delta[0]), float(a.p[0]))
-        out[inputs[k].nid] = Planned(
-            "OFFER", (int(a.q[0]), day + int(a.delta[0]), int(a.p[0])), changed, bool(fallback[k])
-        )
+        out[nid] = Planned("OFFER", (int(a.q[0]), day + int(a.delta[0]), int(a.p[0])), changed, fb)
     return out
 
 

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from hrlxf_core.l1_safety import limit_parts, sellable
+from hrlxf_core.l1_safety import LimitParts, limit_parts, sellable
 from hrlxf_core.normalization import FEATURE_CLIP
+from hrlxf_core.numeric import stack_last
 from hrlxf_core.state import Observation, inbound, needed_sales, needed_supplies, outbound, production_plan
 
 #: PenguinAgent's target share of the lines it keeps busy (team_penguin/penguinagent.py).
@@ -64,33 +65,52 @@ def penguin_needs(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
     return buy * (obs.can_buy > 0), sell * (obs.can_sell > 0)
 
 
-def expert_features(obs: Observation, is_buyer: np.ndarray) -> np.ndarray:
-    """(B, N_EXPERT) float64 features of B decisions (row i of ``obs`` is decision i's
-    observation, ``is_buyer`` its thread's role), clipped to ±FEATURE_CLIP."""
-    nl = np.maximum(obs.n_lines, 1e-9)[:, None]
+def expert_features(
+    obs: Observation,
+    is_buyer: np.ndarray,
+    production: tuple[np.ndarray, np.ndarray] | None = None,
+    parts: LimitParts | None = None,
+) -> np.ndarray:
+    """(N, N_EXPERT) float64 features of N decisions (``is_buyer``: each decision's thread role;
+    ``obs``: one row per decision, or a single row that every decision shares, as in a live
+    round), clipped to ±FEATURE_CLIP. ``production`` and ``parts``: ``production_plan(obs)`` and
+    ``limit_parts(obs)`` when the caller has them."""
     buyer = np.asarray(is_buyer, bool)
+    # the columns that do not depend on the role are computed on the rows of obs; a shared row
+    # is then given to every decision
+    if obs.size not in (1, len(buyer)):
+        raise ValueError(f"expert_features: {obs.size} observation rows for {len(buyer)} decisions")
+    rows = np.zeros(len(buyer), np.int64) if obs.size != len(buyer) else slice(None)
+    nl = np.maximum(obs.n_lines, 1e-9)[:, None]
     pb, ps = penguin_needs(obs)
     ns, nsa = needed_supplies(obs), needed_sales(obs)
-    needs = np.stack([pb, ps, ns, nsa, np.where(buyer, pb, ps)], axis=1) / nl
-    plan, _ = production_plan(obs)
-    chans = [inbound(obs), outbound(obs), plan, sellable(limit_parts(obs))]
-    by_delta = [c[:, :NEAR_OFFSETS] / nl for c in chans]
-    far = [c[:, NEAR_OFFSETS : HORIZON + 1].sum(1, keepdims=True) / nl for c in chans]
+    needs = stack_last([pb, ps, ns, nsa]) / nl
+    role_need = np.where(buyer, pb, ps) / nl[:, 0]
+    plan, _ = production_plan(obs) if production is None else production
+    chans = [inbound(obs), outbound(obs), plan, sellable(limit_parts(obs) if parts is None else parts)]
+    ch = np.stack(chans, axis=1)  # (B, 4, K)
+    by_delta = (ch[:, :, :NEAR_OFFSETS] / nl[:, :, None]).reshape(len(ch), -1)  # channel-major
+    far = ch[:, :, NEAR_OFFSETS : HORIZON + 1].sum(2) / nl
     bq, sq = obs.offers_buy_q.sum(1), obs.offers_sell_q.sum(1)
     bp = np.where(bq > 0, obs.offers_buy_value.sum(1) / np.maximum(bq, 1e-9), 0.0)
     sp = np.where(sq > 0, obs.offers_sell_value.sum(1) / np.maximum(sq, 1e-9), 0.0)
-    table = np.stack(
+    table = stack_last(
         [
-            bq,
-            sq,
+            bq / nl[:, 0],
+            sq / nl[:, 0],
             bp / np.maximum(obs.trading_price_input, 1e-9),
             sp / np.maximum(obs.trading_price_output, 1e-9),
-            np.where(buyer, bq, sq),
+        ]
+    )
+    role_q = np.where(buyer, bq, sq) / nl[:, 0]
+    out = np.concatenate(
+        [
+            needs[rows],
+            role_need[:, None],
+            np.concatenate([by_delta, far, table], axis=1)[rows],
+            role_q[:, None],
         ],
         axis=1,
     )
-    table[:, [0, 1, 4]] /= nl
-    out = np.concatenate([needs, *by_delta, *far, table], axis=1)
-    return np.clip(
-        np.nan_to_num(out, nan=0.0, posinf=FEATURE_CLIP, neginf=-FEATURE_CLIP), -FEATURE_CLIP, FEATURE_CLIP
-    )
+    # NaN -> 0, ±inf -> ±FEATURE_CLIP (the clip takes them there)
+    return np.where(np.isnan(out), 0.0, out).clip(-FEATURE_CLIP, FEATURE_CLIP)

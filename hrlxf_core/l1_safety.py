@@ -46,6 +46,7 @@ never takes ``B_free`` below 0. The baseline delivery offset is the earliest δ 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,9 @@ class L1Limits:
     q_safe_sell: np.ndarray  # (B, K)
     b_free: np.ndarray  # (B,)
     sellable: np.ndarray  # (B, K) sellable stock: the sell baseline's "inventory"
+
+    def take(self, idx: np.ndarray) -> L1Limits:
+        return L1Limits(**{k: v[idx] for k, v in self.__dict__.items()})
 
 
 @dataclass
@@ -109,7 +113,7 @@ class LimitParts:
     raw_buy: np.ndarray  # (B, K) n_lines·days left − every committed input
     cap: np.ndarray  # (B, K) min(S0 + in(δ), n_lines) on in-game days, else 0
     out: np.ndarray  # (B, K) outbound committed at δ
-    in_game: np.ndarray  # (B, K) bool
+    in_game: np.ndarray  # (B, K) 1.0 on the days of the game, else 0.0 (a multiplier)
     b_money: np.ndarray  # (B,) balance − payables − production cost of committed inputs
     pen: np.ndarray  # (B,) penalty per unit short
     allowance: np.ndarray  # (B,) units a day may be exposed
@@ -131,7 +135,7 @@ def limit_parts(obs: Observation) -> LimitParts:
         raw_buy=raw_buy,
         cap=cap,
         out=outbound(obs),
-        in_game=in_game,
+        in_game=in_game.astype(np.float64),  # a multiplier: no bool cast in every product
         b_money=np.asarray(b_money, np.float64),
         pen=penalty_per_unit(obs),
         allowance=sell_allowance(obs),
@@ -148,10 +152,23 @@ def sellable(parts: LimitParts) -> np.ndarray:
     return np.maximum(parts.cap - parts.out, 0.0) * parts.in_game
 
 
-def limits_from_parts(parts: LimitParts) -> L1Limits:
-    q_buy = np.maximum(parts.raw_buy, 0.0) * parts.in_game
-    b_free = parts.b_money - parts.pen * exposure(parts).sum(1)
-    room = parts.cap - parts.out
+def q_safe_buy(parts: LimitParts) -> np.ndarray:
+    """(B, K) Q_safe of the buy side (a sale does not move it)."""
+    return np.maximum(parts.raw_buy, 0.0) * parts.in_game
+
+
+def sale_terms(parts: LimitParts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(E = Σ_δ e(δ), room = cap − out, sellable): the terms of the limits that only the
+    outbound moves (a purchase does not)."""
+    return exposure(parts).sum(1), parts.cap - parts.out, sellable(parts)
+
+
+def limits_from_terms(
+    parts: LimitParts, terms: tuple[np.ndarray, np.ndarray, np.ndarray], q_buy: np.ndarray
+) -> L1Limits:
+    """The limits from ``sale_terms(parts)`` and ``q_safe_buy(parts)``."""
+    e_sum, room, sell = terms
+    b_free = parts.b_money - parts.pen * e_sum
     money_units = np.where(
         parts.pen > 0, np.maximum(b_free, 0.0) / np.maximum(parts.pen, 1e-12), np.inf
     )  # exposure B_free can still pay the worst-case penalty of
@@ -160,9 +177,13 @@ def limits_from_parts(parts: LimitParts) -> L1Limits:
     return L1Limits(
         q_safe_buy=q_buy,
         q_safe_sell=q_sell,
-        b_free=np.asarray(b_free, np.float64).copy(),
-        sellable=sellable(parts),
+        b_free=np.asarray(b_free, np.float64),  # a new array (b_money minus the penalty)
+        sellable=sell,
     )
+
+
+def limits_from_parts(parts: LimitParts) -> L1Limits:
+    return limits_from_terms(parts, sale_terms(parts), q_safe_buy(parts))
 
 
 def l1_limits(obs: Observation) -> L1Limits:
@@ -175,14 +196,26 @@ class ReservedLimits:
     ``l1_limits`` of the observation after the same ``reserve`` calls (property-tested): a
     purchase of q at price p lowers the buy room by q everywhere and the money by q·(p +
     production cost) and leaves the sell side's stock unchanged (a tentative purchase must not
-    back a sale); a sale of q at δ adds q to that day's outbound."""
+    back a sale); a sale of q at δ adds q to that day's outbound. The limits are computed when
+    asked for, from the terms the reservations since the last time did not move (a purchase
+    leaves ``sale_terms``, a sale ``q_safe_buy``): the very functions of ``limits_from_parts``."""
 
-    def __init__(self, obs: Observation, row: int = 0) -> None:
-        self.parts = limit_parts(obs.take([row]))
+    def __init__(self, obs: Observation, row: int = 0, parts: LimitParts | None = None) -> None:
+        """``parts``: ``limit_parts(obs.take([row]))`` when the caller has it already."""
+        self.parts = dataclasses.replace(limit_parts(obs.take([row])) if parts is None else parts)
         self.cost = float(obs.production_cost[row])
+        self._limits: L1Limits | None = None  # the limits until the next reservation
+        self._terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # sale_terms
+        self._q_buy: np.ndarray | None = None  # q_safe_buy
 
     def limits(self) -> L1Limits:
-        return limits_from_parts(self.parts)
+        if self._limits is None:
+            if self._terms is None:
+                self._terms = sale_terms(self.parts)
+            if self._q_buy is None:
+                self._q_buy = q_safe_buy(self.parts)
+            self._limits = limits_from_terms(self.parts, self._terms, self._q_buy)
+        return self._limits
 
     def reserve(self, is_buyer: bool, q: float, delta: int, p: float) -> None:
         if q <= 0:
@@ -191,9 +224,12 @@ class ReservedLimits:
         if is_buyer:
             pt.raw_buy = pt.raw_buy - q
             pt.b_money = pt.b_money - q * (p + self.cost)
+            self._q_buy = None
         else:
             pt.out = pt.out.copy()
             pt.out[:, delta] += q
+            self._terms = None
+        self._limits = None
 
 
 def role_safe(limits: L1Limits, is_buyer: np.ndarray) -> np.ndarray:
@@ -201,10 +237,19 @@ def role_safe(limits: L1Limits, is_buyer: np.ndarray) -> np.ndarray:
     return np.where(np.asarray(is_buyer, bool)[:, None], limits.q_safe_buy, limits.q_safe_sell)
 
 
-def time_mask(obs: Observation, limits: L1Limits, threads: Threads) -> np.ndarray:
-    """(N, K) bool: δ where the role's safe quantity ≥ 1 and today + δ is in the thread's time range."""
+def time_range(obs: Observation, threads: Threads) -> np.ndarray:
+    """(N, K) bool: δ where today + δ is in the thread's time range (the part of the time mask
+    that no reservation changes)."""
     t = obs.day[:, None] + np.arange(K)[None, :]
-    in_range = (t >= threads.t_min[:, None]) & (t <= threads.t_max[:, None])
+    return (t >= threads.t_min[:, None]) & (t <= threads.t_max[:, None])
+
+
+def time_mask(
+    obs: Observation, limits: L1Limits, threads: Threads, in_range: np.ndarray | None = None
+) -> np.ndarray:
+    """(N, K) bool: δ where the role's safe quantity ≥ 1 and today + δ is in the thread's time
+    range (``in_range``: ``time_range(obs, threads)`` when the caller has it already)."""
+    in_range = time_range(obs, threads) if in_range is None else in_range
     return in_range & (role_safe(limits, threads.is_buyer) >= 1.0)
 
 
@@ -247,10 +292,68 @@ class Action:
     feasible: np.ndarray  # (N,) bool
 
 
+#: |j − d| + j·1e-6 for every proposed offset d (rows) and offset j (columns): the distance
+#: :func:`_nearest_masked` minimises (ties -> the earlier δ), computed once.
+_DIST = (
+    np.abs(np.arange(K)[None, :] - np.arange(K)[:, None]).astype(np.float64) + np.arange(K)[None, :] * 1e-6
+)
+
+
 def _nearest_masked(delta: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    dist = np.abs(np.arange(K)[None, :] - delta[:, None]).astype(np.float64)
-    dist = np.where(mask, dist + np.arange(K)[None, :] * 1e-6, np.inf)  # ties -> earlier δ
-    return dist.argmin(1)
+    """(N,) the offset in each row's mask nearest to ``delta`` (in 0..K-1), the earlier on a tie."""
+    return np.where(mask, _DIST[delta], np.inf).argmin(1)
+
+
+@dataclass
+class ClipInputs:
+    """The part of :func:`clip_action` that no limit enters (it does not change as actions are
+    reserved): the proposed δ as an offset index, the price rounded into the thread's range and
+    the money one unit takes (price + production cost), the quantity floored at 0, and the
+    thread's role and quantity range."""
+
+    is_buyer: np.ndarray  # (N,) bool
+    delta: np.ndarray  # (N,) int in 0..K-1
+    price: np.ndarray  # (N,) int64, ≥ 1
+    unit_cost: np.ndarray  # (N,) float: price + max(production cost, 0)
+    q: np.ndarray  # (N,) float ≥ 0
+    q_min: np.ndarray  # (N,) max(thread's q_min, 1)
+    q_max: np.ndarray  # (N,)
+
+    def take(self, idx: Any) -> ClipInputs:
+        return ClipInputs(**{k: v[idx] for k, v in self.__dict__.items()})
+
+
+def clip_inputs(
+    obs: Observation, threads: Threads, q: np.ndarray, delta: np.ndarray, p: np.ndarray
+) -> ClipInputs:
+    """The limit-free part of clipping proposed actions (see :func:`clip_action`)."""
+    d = np.rint(finite(np.asarray(delta, np.float64))).clip(0, K - 1).astype(np.int64)
+    price = np.rint(finite(np.asarray(p, np.float64), nan=0.0)).clip(threads.p_min, threads.p_max)
+    price = np.maximum(price, 1.0)
+    return ClipInputs(
+        is_buyer=np.asarray(threads.is_buyer, bool),
+        delta=d,
+        price=price.astype(np.int64),
+        unit_cost=price + np.maximum(obs.production_cost, 0.0),
+        q=np.maximum(finite(np.asarray(q, np.float64)), 0.0),
+        q_min=np.maximum(threads.q_min, 1),
+        q_max=np.asarray(threads.q_max),
+    )
+
+
+def clip_prepared(limits: L1Limits, x: ClipInputs, mask: np.ndarray) -> Action:
+    """The limit-dependent part of :func:`clip_action`: δ into the mask, the quantity to the
+    role's safe quantity, the budget and the thread's quantity range."""
+    has = mask.any(1)
+    d = np.where(has, _nearest_masked(x.delta, mask), x.delta)
+    rows = np.arange(len(d))
+    safe = role_safe(limits, x.is_buyer)[rows, d]
+    budget_q = np.maximum(limits.b_free, 0.0) / x.unit_cost
+    cap = np.where(x.is_buyer, np.minimum(safe, budget_q), safe)
+    cap = np.minimum(cap, x.q_max)
+    qq = np.floor(np.minimum(x.q, cap) + 1e-9)
+    ok = has & (qq >= x.q_min)
+    return Action(q=np.where(ok, qq, 0).astype(np.int64), delta=d, p=x.price, feasible=ok)
 
 
 def clip_action(
@@ -263,22 +366,11 @@ def clip_action(
     mask: np.ndarray | None = None,
 ) -> Action:
     """Make proposed actions safe: δ into the mask, price into the thread's range, quantity to
-    the role's safe quantity, the budget and the thread's quantity range (all integers)."""
+    the role's safe quantity, the budget and the thread's quantity range (all integers).
+    = :func:`clip_prepared` of :func:`clip_inputs` (the agent prepares a round's actions once
+    and finishes each against the limits left by the threads before it)."""
     mask = time_mask(obs, limits, threads) if mask is None else mask
-    is_buyer = np.asarray(threads.is_buyer, bool)
-    d = np.clip(np.rint(finite(np.asarray(delta, np.float64))), 0, K - 1).astype(np.int64)
-    has = mask.any(1)
-    d = np.where(has, _nearest_masked(d, mask), d)
-    price = np.clip(np.rint(finite(np.asarray(p, np.float64), nan=0.0)), threads.p_min, threads.p_max)
-    price = np.maximum(price, 1.0)
-    rows = np.arange(len(d))
-    safe = role_safe(limits, is_buyer)[rows, d]
-    budget_q = np.maximum(limits.b_free, 0.0) / (price + np.maximum(obs.production_cost, 0.0))
-    cap = np.where(is_buyer, np.minimum(safe, budget_q), safe)
-    cap = np.minimum(cap, threads.q_max)
-    qq = np.floor(np.minimum(np.maximum(finite(np.asarray(q, np.float64)), 0.0), cap) + 1e-9)
-    ok = has & (qq >= np.maximum(threads.q_min, 1))
-    return Action(q=np.where(ok, qq, 0).astype(np.int64), delta=d, p=price.astype(np.int64), feasible=ok)
+    return clip_prepared(limits, clip_inputs(obs, threads, q, delta, p), mask)
 
 
 def reserve(obs: Observation, row: int, is_buyer: bool, q: float, delta: int, p: float) -> None:

@@ -9,6 +9,7 @@ layout cannot drift. numpy only: the agent and the dataset builders import it wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,14 +63,24 @@ class ThreadHistory:
 
     def features(self, n_lines: float, market: float, day: int) -> tuple[np.ndarray, int]:
         """(HIST_LEN*HIST_FEATURES,) encoding of the newest HIST_LEN entries and their count."""
-        last = self.entries[-HIST_LEN:]
-        raw = np.zeros((4, HIST_LEN))
-        valid = np.zeros(HIST_LEN, bool)
+        enc, n = histories_features([self], np.array([n_lines]), np.array([market]), np.array([day]))
+        return enc[0], int(n[0])
+
+
+def histories_features(
+    histories: Sequence[ThreadHistory | None], n_lines: np.ndarray, market: np.ndarray, day: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, HIST_LEN*HIST_FEATURES) encodings of N threads' newest HIST_LEN entries (one
+    :func:`encode_history` call; None = no entry yet) and their counts (N,)."""
+    n = len(histories)
+    raw = np.zeros((4, n, HIST_LEN))
+    valid = np.zeros((n, HIST_LEN), bool)
+    counts = np.zeros(n, np.int64)
+    for i, h in enumerate(histories):
+        last = h.entries[-HIST_LEN:] if h is not None else []
         if last:
-            raw[:, HIST_LEN - len(last) :] = np.asarray(last, np.float64).T
-            valid[HIST_LEN - len(last) :] = True
-        enc = encode_history(
-            raw[0][None], raw[1][None], raw[2][None], raw[3][None], valid[None],
-            np.array([n_lines]), np.array([market]), np.array([day]),
-        )  # fmt: skip
-        return enc[0], len(last)
+            raw[:, i, HIST_LEN - len(last) :] = np.asarray(last, np.float64).T
+            valid[i, HIST_LEN - len(last) :] = True
+            counts[i] = len(last)
+    enc = encode_history(raw[0], raw[1], raw[2], raw[3], valid, n_lines, market, day)
+    return enc, counts

@@ -57,10 +57,12 @@ def soft_bucket_weights(delta: np.ndarray) -> np.ndarray:
     return w
 
 
+_BUCKET_HIS = np.array([hi for _, hi in BUCKET_EDGES])
+
+
 def hard_bucket(delta: np.ndarray) -> np.ndarray:
     """Bucket index of each δ by the edges (δ beyond the last edge goes to the last bucket)."""
-    his = np.array([hi for _, hi in BUCKET_EDGES])
-    return np.minimum(np.searchsorted(his, np.asarray(delta), side="left"), N_BUCKETS - 1)
+    return np.minimum(np.searchsorted(_BUCKET_HIS, np.asarray(delta), side="left"), N_BUCKETS - 1)
 
 
 def v2_goals(

@@ -15,13 +15,14 @@ the two agree.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from hrlxf_core.constants import N_OFFSETS
 from hrlxf_core.normalization import FEATURE_CLIP, INVENTORY_DAYS_NORM, N_LINES_NORM, PRICE_NORM
+from hrlxf_core.numeric import stack_last
 
 N_STATIC = 12
 N_TEMPORAL = 10
@@ -90,10 +91,10 @@ class Observation:
         return int(self.day.shape[0])
 
     def take(self, idx: np.ndarray | Sequence[int]) -> Observation:
-        return Observation(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return Observation(**{k: v[idx] for k, v in self.__dict__.items()})
 
     def copy(self) -> Observation:
-        return Observation(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
+        return Observation(**{k: v.copy() for k, v in self.__dict__.items()})
 
 
 SCALAR_FIELDS = tuple(f for f in Observation.__dataclass_fields__ if f not in (
@@ -207,9 +208,30 @@ def production_plan(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
       leaves no input it can pay for); the model applies today's balance to every day.
       (A balance that covers only part of the day's inputs is not modelled: it was not seen.)
 
-    Returns (made, input stock at the start of each day), both (B, K). A loop over the K
-    offsets, vectorised over the batch.
+    Returns (made, input stock at the start of each day), both (B, K), vectorised over the batch.
+
+    Closed form (the same floats as the day-by-day recursion, :func:`production_plan_loop`):
+    with a stock ≥ 0 the day's leftover input is ``max(0, in(δ) − min(n_lines, out(δ)))``
+    whatever the stock (when stock + in is the binding term nothing is left over, and then
+    in − min(n_lines, out) ≤ 0 too), so the stock is the running sum of the leftovers: one
+    cumulative sum (sequential, as the recursion adds) instead of K steps. A batch with a
+    negative or non-finite input takes the recursion.
     """
+    cap = production_capacity(obs)
+    inb, outb = inbound(obs), outbound(obs)
+    out_pos = np.maximum(outb, 0.0)
+    s0 = obs.inventory_input.astype(np.float64)
+    finite = all(np.isfinite(x).all() for x in (cap, inb, out_pos, s0))
+    if not (finite and (s0 >= 0).all()):
+        return production_plan_loop(obs)
+    left = np.maximum(inb - np.minimum(cap, out_pos), 0.0)
+    stock = np.cumsum(np.concatenate([s0[:, None], left[:, :-1]], axis=1), axis=1)
+    made = np.minimum(np.minimum(stock + inb, cap), out_pos)
+    return made, stock
+
+
+def production_plan_loop(obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`production_plan` day by day (the recursion it is defined by; any input)."""
     cap = production_capacity(obs)
     inb, outb = inbound(obs), outbound(obs)
     made = np.zeros_like(inb)
@@ -249,7 +271,7 @@ def needed_sales(obs: Observation) -> np.ndarray:
 
 
 def _clip(x: np.ndarray) -> np.ndarray:
-    return np.clip(x, -FEATURE_CLIP, FEATURE_CLIP)
+    return x.clip(-FEATURE_CLIP, FEATURE_CLIP)
 
 
 def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -277,13 +299,14 @@ def x_static(obs: Observation) -> np.ndarray:
         _safe_div(obs.payables.sum(1), obs.initial_balance),
         _safe_div(obs.receivables.sum(1), obs.initial_balance),
     ]
-    return _clip(np.stack(cols, axis=1))
+    return _clip(stack_last(cols))
 
 
-def x_temporal(obs: Observation) -> np.ndarray:
-    """(B, K, 10) temporal features by delivery offset (names in TEMPORAL_NAMES)."""
+def x_temporal(obs: Observation, production: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(B, K, 10) temporal features by delivery offset (names in TEMPORAL_NAMES).
+    ``production``: ``production_plan(obs)`` when the caller has it already."""
     n = obs.n_lines[:, None]
-    plan, inv = production_plan(obs)
+    plan, inv = production_plan(obs) if production is None else production
     in_game = offsets_in_game(obs)
     receivables = obs.receivables.copy()
     receivables[:, 0] += obs.exo_output_value
@@ -309,7 +332,7 @@ def x_temporal(obs: Observation) -> np.ndarray:
         _safe_div(obs.offers_buy_q, n),
         _safe_div(obs.offers_sell_q, n),
     ]
-    return _clip(np.stack(chans, axis=2))
+    return _clip(stack_last(chans))
 
 
 def x_role_l2(obs: Observation) -> np.ndarray:
@@ -320,7 +343,7 @@ def x_role_l2(obs: Observation) -> np.ndarray:
 def x_role_thread(is_buyer: np.ndarray) -> np.ndarray:
     """(B, 2) one-hot [is_buyer, is_seller] of a negotiation thread (L3/L4)."""
     b = np.asarray(is_buyer, dtype=np.float64)
-    return np.stack([b, 1.0 - b], axis=1)
+    return stack_last([b, 1.0 - b])
 
 
 @dataclass

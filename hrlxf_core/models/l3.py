@@ -142,28 +142,36 @@ class L3Net(nn.Module):
         residual_log_std (B, 2), delta_logits (B, 41), value (B,), and the masks (for the loss)."""
         h = self.encode(hist, hist_len, context)
         time_mask, op_mask = time_mask.bool(), op_mask.bool()
-        # logits in float32: MASK_VALUE does not fit fp16 under autocast, and the losses want fp32
-        op_logits = _at_least_f32(self.op_head(h)).masked_fill(~op_mask, MASK_VALUE)
         r = self.res_trunk(h)
+        log_std = scaled_sigmoid(self.res_log_std(r), self.config.log_std_min, self.config.log_std_max)
+        return {
+            "op_logits": self.op_logits(h, op_mask),
+            "residual_mean": self.residual_mean(r),
+            "residual_log_std": log_std,
+            "delta_logits": self.delta_logits(h, time_mask),
+            "value": self.value_head(h).squeeze(-1),
+            "op_mask": op_mask,
+            "time_mask": time_mask,
+        }
+
+    # the heads, shared by forward (training) and act (play)
+    def op_logits(self, h: torch.Tensor, op_mask: torch.Tensor) -> torch.Tensor:
+        # logits in float32: MASK_VALUE does not fit fp16 under autocast, and the losses want fp32
+        return _at_least_f32(self.op_head(h)).masked_fill(~op_mask, MASK_VALUE)
+
+    def residual_mean(self, r: torch.Tensor) -> torch.Tensor:
+        """The Gaussian mean, soft-bounded to RESIDUAL_BOUNDS, from the residual trunk's output."""
         raw = self.res_mean(r)
-        mean = torch.stack(
+        return torch.stack(
             [
                 soft_bound(raw[:, 0], float(RESIDUAL_BOUNDS[0])),
                 soft_bound(raw[:, 1], float(RESIDUAL_BOUNDS[1])),
             ],
             dim=1,
         )
-        log_std = scaled_sigmoid(self.res_log_std(r), self.config.log_std_min, self.config.log_std_max)
-        delta_logits = _at_least_f32(self.delta_head(h)).masked_fill(~time_mask, MASK_VALUE)
-        return {
-            "op_logits": op_logits,
-            "residual_mean": mean,
-            "residual_log_std": log_std,
-            "delta_logits": delta_logits,
-            "value": self.value_head(h).squeeze(-1),
-            "op_mask": op_mask,
-            "time_mask": time_mask,
-        }
+
+    def delta_logits(self, h: torch.Tensor, time_mask: torch.Tensor) -> torch.Tensor:
+        return _at_least_f32(self.delta_head(h)).masked_fill(~time_mask, MASK_VALUE)
 
     @torch.no_grad()
     def act(
@@ -175,12 +183,13 @@ class L3Net(nn.Module):
         op_mask: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """Deterministic decision: op = argmax over feasible ops, δ = argmax over the mask,
-        residual = the Gaussian mean. Callers still pass the result through L1's clip_action."""
-        out = self.forward(hist, hist_len, context, time_mask, op_mask)
+        residual = the Gaussian mean (the heads of :meth:`forward`, without the ones play does
+        not read: log-std and value). Callers still pass the result through L1's clip_action."""
+        h = self.encode(hist, hist_len, context)
         return {
-            "op": out["op_logits"].argmax(-1),
-            "delta": out["delta_logits"].argmax(-1),
-            "residual": out["residual_mean"],
+            "op": self.op_logits(h, op_mask.bool()).argmax(-1),
+            "delta": self.delta_logits(h, time_mask.bool()).argmax(-1),
+            "residual": self.residual_mean(self.res_trunk(h)),
         }
 
     def schema(self) -> dict[str, Any]:

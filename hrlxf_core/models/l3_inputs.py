@@ -40,7 +40,7 @@ from hrlxf_core.normalization import (
     PRICE_NORM,
     ROUNDS_NORM,
 )
-from hrlxf_core.numeric import finite
+from hrlxf_core.numeric import finite, stack_last
 from hrlxf_core.state import N_STATIC, STATIC_NAMES
 
 L3_CONTEXT_NAMES: tuple[str, ...] = (
@@ -112,13 +112,15 @@ __all__ = [
 
 def _col(cols: Mapping[str, Any] | Any, name: str) -> np.ndarray:
     x = cols[name]
+    if isinstance(x, np.ndarray):  # the agent's columns
+        return x
     if hasattr(x, "to_numpy"):  # polars / pandas series (Array columns come back 2-D)
         x = x.to_numpy()
     return np.asarray(x)
 
 
 def _f(cols: Mapping[str, Any] | Any, name: str, n: int | None = None) -> np.ndarray:
-    x = _col(cols, name).astype(np.float64)
+    x = _col(cols, name).astype(np.float64, copy=False)
     return x if n is None else x.reshape(len(x), n)
 
 
@@ -129,29 +131,30 @@ def l3_context(cols: Mapping[str, Any] | Any) -> np.ndarray:
     n = len(nl)
     base_delta = _col(cols, "base_delta").astype(np.int64)
     q_safe = _f(cols, "q_safe", N_OFFSETS)
-    safe = q_safe[np.arange(n), np.clip(base_delta, 0, N_OFFSETS - 1)]
+    safe = q_safe[np.arange(n), base_delta.clip(0, N_OFFSETS - 1)]
     has = _col(cols, "has_offer").astype(bool)
-    parts = [
+    parts = [  # in L3_CONTEXT_NAMES order; runs of one-value columns stacked at once
         _f(cols, "goal", GOAL_DIM),
-        (_f(cols, "base_q") / nl)[:, None],
-        (base_delta / INVENTORY_DAYS_NORM)[:, None],
-        (_f(cols, "base_p") / market)[:, None],
+        stack_last([_f(cols, "base_q") / nl, base_delta / INVENTORY_DAYS_NORM, _f(cols, "base_p") / market]),
         _f(cols, "x_role", 2),
-        _f(cols, "relative_time")[:, None],
-        (_f(cols, "round") / ROUNDS_NORM)[:, None],
+        stack_last([_f(cols, "relative_time"), _f(cols, "round") / ROUNDS_NORM]),
         _f(cols, "x_static", N_STATIC),
-        (safe / (nl * INVENTORY_DAYS_NORM))[:, None],
-        (_f(cols, "b_free") / (market * nl * INVENTORY_DAYS_NORM))[:, None],
-        has.astype(np.float64)[:, None],
-        np.where(has, _f(cols, "recv_q") / nl, 0.0)[:, None],
-        np.where(has, _f(cols, "recv_delta") / INVENTORY_DAYS_NORM, 0.0)[:, None],
-        np.where(has, _f(cols, "recv_p") / market, 0.0)[:, None],
-        (nl / N_LINES_NORM)[:, None],
-        (market / PRICE_NORM)[:, None],
+        stack_last(
+            [
+                safe / (nl * INVENTORY_DAYS_NORM),
+                _f(cols, "b_free") / (market * nl * INVENTORY_DAYS_NORM),
+                has.astype(np.float64),
+                np.where(has, _f(cols, "recv_q") / nl, 0.0),
+                np.where(has, _f(cols, "recv_delta") / INVENTORY_DAYS_NORM, 0.0),
+                np.where(has, _f(cols, "recv_p") / market, 0.0),
+                nl / N_LINES_NORM,
+                market / PRICE_NORM,
+            ]
+        ),
         _f(cols, "x_expert", N_EXPERT),
     ]
     ctx = np.concatenate(parts, axis=1)
-    ctx = np.clip(finite(ctx, nan=0.0), -FEATURE_CLIP, FEATURE_CLIP)
+    ctx = np.where(np.isnan(ctx), 0.0, ctx).clip(-FEATURE_CLIP, FEATURE_CLIP)  # ±inf clip to the bound
     return ctx.astype(np.float32)
 
 
@@ -179,8 +182,8 @@ def l3_model_inputs(cols: Mapping[str, Any] | Any) -> dict[str, np.ndarray]:
     tm = _col(cols, "time_mask").astype(bool)
     tm = tm.reshape(len(tm), N_OFFSETS)
     return {
-        "hist": np.clip(finite(hist), -FEATURE_CLIP, FEATURE_CLIP),
-        "hist_len": np.clip(_col(cols, "hist_len").astype(np.int64), 0, HIST_LEN),
+        "hist": finite(hist).clip(-FEATURE_CLIP, FEATURE_CLIP),
+        "hist_len": _col(cols, "hist_len").astype(np.int64).clip(0, HIST_LEN),
         "context": l3_context(cols),
         "time_mask": tm,
         "op_mask": op_mask_from(_col(cols, "has_offer"), tm),
