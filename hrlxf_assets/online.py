@@ -119,42 +119,6 @@ def publish_online(data_dir: Path, res: Any, cfg: Any, bc: dict[str, str]) -> di
     return current
 
 
-def curve_png(history: list[dict[str, Any]]) -> bytes:
-    """Mean rollout score (and the opponents') and the KL to BC per iteration."""
-    import io
-    import os
-
-    os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.environ.get("HRLXF_DATA_DIR", "data"), ".mpl"))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    it = [h["iteration"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), dpi=100)
-    axes[0].plot(it, [h["mean_score"] for h in history], "o-", label="LitaAgentHRL (rollout policy)")
-    names = sorted({n for h in history for n in h.get("opponent_mean", {})})
-    for n in names:
-        axes[0].plot(it, [h["opponent_mean"].get(n, float("nan")) for h in history], "--", label=n)
-    axes[0].set_xlabel("iteration")
-    axes[0].set_ylabel("mean world score")
-    axes[0].legend(fontsize=7)
-    axes[0].grid(alpha=0.3)
-    for g in ("l2", "l3", "l4"):
-        axes[1].plot(
-            it, [h.get("kl_to_bc", {}).get(g, float("nan")) for h in history], "o-", label=f"KL({g} ‖ BC)"
-        )
-    axes[1].set_xlabel("iteration")
-    axes[1].set_ylabel("KL to the BC policy")
-    axes[1].legend(fontsize=7)
-    axes[1].grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 @dg.asset(
     name=ONLINE_ASSET,
     deps=[l2_model, l3_model, l4_model, policy_selection],
@@ -205,7 +169,9 @@ def hrl_online_policy(
             current = publish_online(data, res, cfg, bc)
         except Exception as exc:  # reported by the blocking check; nothing published
             loads, error = False, f"{type(exc).__name__}: {exc}"
-    png = curve_png(res.history)
+    from hrlxf_core.training.plots import online_curve_png
+
+    png = online_curve_png(res.history)
     wall = sum(h["rollout_s"] for h in res.history)
     worlds = sum(h["worlds"] for h in res.history)
     table = (

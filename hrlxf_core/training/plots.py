@@ -112,3 +112,25 @@ def micro_summary_png(op_label, res_q, res_p, has_counter) -> bytes:
     c.hist(np.asarray(res_p)[hc], bins=60)
     c.set_xlabel("residual p (expert − baseline)")
     return _png(plt, fig)
+
+
+def online_curve_png(history) -> bytes:
+    """Online fine-tuning (``hrl_online_policy``): mean rollout score (and the opponents' in the
+    same worlds) and each layer's KL to the BC policy, per iteration."""
+    plt, fig, axes = _figure(2)
+    it = [h["iteration"] for h in history]
+    axes[0].plot(it, [h["mean_score"] for h in history], "o-", label="LitaAgentHRL (rollout policy)")
+    for n in sorted({n for h in history for n in h.get("opponent_mean", {})}):
+        axes[0].plot(it, [h["opponent_mean"].get(n, float("nan")) for h in history], "--", label=n)
+    axes[0].set_xlabel("iteration")
+    axes[0].set_ylabel("mean world score")
+    for g in ("l2", "l3", "l4"):
+        axes[1].plot(
+            it, [h.get("kl_to_bc", {}).get(g, float("nan")) for h in history], "o-", label=f"KL({g} ‖ BC)"
+        )
+    axes[1].set_xlabel("iteration")
+    axes[1].set_ylabel("KL to the BC policy")
+    for ax in axes:
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    return _png(plt, fig)
