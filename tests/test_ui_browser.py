@@ -55,7 +55,7 @@ LAUNCH_CONFIG = """ops:
     config:
       profile: smoke
       roster: [PenguinAgent, AS0, XenoSotaAgent]
-      n_worlds: 3
+      n_worlds: 2
       n_steps_min: 8
       n_steps_max: 10
       competitors_per_world: 3
