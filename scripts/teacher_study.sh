@@ -5,13 +5,7 @@
 # curve's points). Each step resumes when rerun (training runs
 # resume from their checkpoints, evaluations by world id). Paths of the variants go to
 # data/teacher_study/variants.txt.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-H=.venv/bin/hrlxf
-OUT=data/teacher_study
-mkdir -p "$OUT"
-EPOCHS=(--max-epochs 10 --l3-epochs 3 --awr-epochs 1 --batch-size 1024)
-l3_path() { .venv/bin/python -c "import json;print(json.load(open('data/l3_model/current.json'))['path'])"; }
+source "$(dirname "$0")/study_common.sh"
 
 if [ ! -f "$OUT/uniform.path" ]; then
   $H train "${EPOCHS[@]}" --teacher-weighting uniform

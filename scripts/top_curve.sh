@@ -6,13 +6,7 @@
 # selection tournament where they play beside the `top` L3 of the 150-world study (the policy
 # published before) in the same worlds as that study (seed 100, 12 worlds, 40-80 days). Each
 # step resumes when rerun. Paths of the variants go to data/teacher_study/top_w*.path.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-H=.venv/bin/hrlxf
-OUT=data/teacher_study
-mkdir -p "$OUT"
-EPOCHS=(--max-epochs 10 --l3-epochs 3 --awr-epochs 1 --batch-size 1024)
-l3_path() { .venv/bin/python -c "import json;print(json.load(open('data/l3_model/current.json'))['path'])"; }
+source "$(dirname "$0")/study_common.sh"
 
 .venv/bin/python - <<'PY'
 import os
