@@ -50,12 +50,14 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 #: The launch config typed into the UI's config editor: a smoke collection, tiny enough for CI.
+#: Three worlds, the fewest that give L2 (trained from the UI below) a train, a validation and a
+#: test world (training/split.py).
 LAUNCH_CONFIG = """ops:
   tournament_logs:
     config:
       profile: smoke
       roster: [PenguinAgent, AS0, XenoSotaAgent]
-      n_worlds: 2
+      n_worlds: 3
       n_steps_min: 8
       n_steps_max: 10
       competitors_per_world: 3
