@@ -15,14 +15,19 @@ from hrlxf_core.evaluation import markdown_table, scores_png, summarise
 
 
 def paired_table(per_world, a: str, b: str) -> str:
-    """A − B per world (the same worlds), overall and by level: mean ± 95 % t CI, and A's wins."""
+    """A − B per world (the same worlds): mean ± 95 % t CI, and A's wins; overall, and by level
+    over the worlds where A and B held the same level. Evaluations rotate the contenders over
+    the levels, so two contenders of one world usually sit at different levels, and a pair
+    "by A's level" would compare A at that level with B at another: such rows are not printed."""
     import polars as pl
 
     from hrlxf_core.evaluation import t_ci95
 
     ok = per_world.filter(pl.col("status") == "ok")
     wa = ok.filter(pl.col("contender") == a).select("world_id", "level_name", pl.col("score").alias("a"))
-    wb = ok.filter(pl.col("contender") == b).select("world_id", pl.col("score").alias("b"))
+    wb = ok.filter(pl.col("contender") == b).select(
+        "world_id", pl.col("level_name").alias("level_b"), pl.col("score").alias("b")
+    )
     j = wa.join(wb, on="world_id")
     if j.height == 0:
         return f"paired {a} − {b}: no world where both played"
@@ -30,14 +35,20 @@ def paired_table(per_world, a: str, b: str) -> str:
         f"\n| paired {a} − {b} | worlds | mean difference ± 95 % CI | {a} ahead |",
         "|---|---:|---:|---:|",
     ]
+    same = j.filter(pl.col("level_name") == pl.col("level_b"))
     for name, part in [
         ("all", j),
-        *[(lv, j.filter(pl.col("level_name") == lv)) for lv in ("first", "middle", "last")],
+        *[
+            (f"{lv} (both there)", same.filter(pl.col("level_name") == lv))
+            for lv in ("first", "middle", "last")
+        ],
     ]:
         if part.height == 0:
             continue
         d = (part["a"] - part["b"]).to_numpy()
         lines.append(f"| {name} | {len(d)} | {d.mean():+.3f} ± {t_ci95(d):.3f} | {int((d > 0).sum())} |")
+    if same.height == 0:
+        lines.append(f"\n(no world had {a} and {b} at the same level: no pairs by level)")
     return "\n".join(lines)
 
 
@@ -51,7 +62,7 @@ def main() -> int:
         default=None,
         metavar="A,B",
         help="also print the paired difference A − B over the worlds both played (mean ± 95 %% CI, "
-        "wins of A), overall and by level",
+        "wins of A), overall and by level where both held the same level",
     )
     args = ap.parse_args()
     dirs = [Path(r) for r in args.runs]
