@@ -24,6 +24,9 @@ AC = dg.AutomationCondition
 
 #: Cron of the model retraining (UTC); change it through the environment of the code location.
 RETRAIN_CRON = os.environ.get("HRLXF_RETRAIN_CRON", "0 4 * * 0")
+#: Seconds between two evaluations of the parse sensor (Dagster's default, 30); the UI test sets
+#: it lower through the environment so that it does not wait for ticks.
+PARSE_INTERVAL_S = int(os.environ.get("HRLXF_PARSE_INTERVAL_S", "30"))
 
 
 def follow_each_partition() -> dg.AutomationCondition:
@@ -54,6 +57,7 @@ def parse_sensor(parse_assets: list[dg.AssetsDefinition]) -> dg.AutomationCondit
         "hrlxf_automation",
         target=dg.AssetSelection.assets(*parse_assets),
         default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=PARSE_INTERVAL_S,
         description="Parses every new collection_runs partition into macro and micro samples.",
     )
 

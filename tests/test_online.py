@@ -45,8 +45,8 @@ def tiny_config(**kw) -> OnlineConfig:
         seed=3,
         rollout=RolloutConfig(
             n_worlds=2,
-            n_steps_min=10,
-            n_steps_max=10,
+            n_steps_min=8,
+            n_steps_max=8,
             n_processes_min=2,
             n_processes_max=2,
             opponents=("PenguinAgent",),

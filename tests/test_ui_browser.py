@@ -169,6 +169,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagster]:
         "DAGSTER_HOME": str(home),
         "HRLXF_DATA_DIR": str(tmp / "data"),
         "DAGSTER_DISABLE_TELEMETRY": "yes",
+        "HRLXF_PARSE_INTERVAL_S": "5",  # the parse sensor's ticks (30 s by default) are not what is tested
     }
     log = tmp / "dagster-dev.log"
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml")]
