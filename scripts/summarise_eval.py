@@ -46,7 +46,8 @@ def paired_table(per_world, a: str, b: str) -> str:
         if part.height == 0:
             continue
         d = (part["a"] - part["b"]).to_numpy()
-        lines.append(f"| {name} | {len(d)} | {d.mean():+.3f} ± {t_ci95(d):.3f} | {int((d > 0).sum())} |")
+        ci = f"{t_ci95(d):.3f}" if len(d) > 1 else "n/a (1 world)"
+        lines.append(f"| {name} | {len(d)} | {d.mean():+.3f} ± {ci} | {int((d > 0).sum())} |")
     if same.height == 0:
         lines.append(f"\n(no world had {a} and {b} at the same level: no pairs by level)")
     return "\n".join(lines)
