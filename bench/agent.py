@@ -28,14 +28,16 @@ from __future__ import annotations
 import os
 import sys
 
-if os.environ.get("PYTHONHASHSEED") != "0":
-    # the captured world iterates over sets of strings (some agents do): without a fixed hash
-    # seed every run captures other rounds, and the percentiles move with them
-    os.environ["PYTHONHASHSEED"] = "0"
-    os.execv(sys.executable, [sys.executable, *sys.argv])
-
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "POLARS_MAX_THREADS"):
     os.environ[_v] = "1"
+
+from hrlxf_core.sim.worker import PYTHONHASHSEED  # noqa: E402  (after the thread settings: it loads polars)
+
+if os.environ.get("PYTHONHASHSEED") != PYTHONHASHSEED:
+    # the captured world iterates over sets of strings (some agents do): without the workers'
+    # fixed hash seed every run captures other rounds, and the percentiles move with them
+    os.environ["PYTHONHASHSEED"] = PYTHONHASHSEED
+    os.execv(sys.executable, [sys.executable, *sys.argv])
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
