@@ -40,6 +40,7 @@ if os.environ.get("PYTHONHASHSEED") != PYTHONHASHSEED:
     os.execv(sys.executable, [sys.executable, *sys.argv])
 
 import argparse  # noqa: E402
+import copy  # noqa: E402
 import dataclasses  # noqa: E402
 import platform  # noqa: E402
 import tempfile  # noqa: E402
@@ -122,10 +123,11 @@ def _latency(args: argparse.Namespace, ck: dict, tmp: Path) -> None:
     real = agent_mod.plan_round
 
     def recording(st, obs, goal, my_id, inputs, ledger):
-        if len(captured) < args.rounds and len(inputs) >= 2:
-            captured.append(
-                (obs.copy(), goal.copy(), my_id, list(inputs), {k: list(v) for k, v in ledger.items()})
-            )
+        # counter_all rounds (some partner made an offer) of two threads or more, with each
+        # thread's history as it stood (the ledger is the agent's and grows after the call)
+        if len(inputs) >= 2 and any(x.offer is not None for x in inputs):
+            hist = {x.nid: copy.deepcopy(ledger[x.nid]) for x in inputs if x.nid in ledger}
+            captured.append((obs.copy(), goal.copy(), my_id, list(inputs), hist))
         return real(st, obs, goal, my_id, inputs, ledger)
 
     agent_mod.plan_round = recording
@@ -146,12 +148,19 @@ def _latency(args: argparse.Namespace, ck: dict, tmp: Path) -> None:
     if not captured:
         raise SystemExit("no multi-thread round captured")
     rounds = []
-    for obs, goal, my_id, inputs, ledger in captured:
-        many = [
-            dataclasses.replace(inputs[i % len(inputs)], nid=f"{inputs[i % len(inputs)].nid}#{i}")
-            for i in range(args.threads)
-        ]
-        rounds.append((obs, goal, my_id, many, ledger))
+    # --rounds of them, evenly spaced over the world (early rounds have short histories, later
+    # ones long: the first few alone would flatter L3), each replicated to --threads threads
+    # that keep their thread's history
+    for j in np.linspace(0, len(captured) - 1, min(args.rounds, len(captured))).round().astype(int):
+        obs, goal, my_id, inputs, ledger = captured[j]
+        many, hist = [], {}
+        for i in range(args.threads):
+            x = inputs[i % len(inputs)]
+            many.append(dataclasses.replace(x, nid=f"{x.nid}#{i}"))
+            if x.nid in ledger:
+                hist[f"{x.nid}#{i}"] = ledger[x.nid]
+        rounds.append((obs, goal, my_id, many, hist))
+    lens = np.asarray([len(r[4][x.nid].entries) if x.nid in r[4] else 0 for r in rounds for x in r[3]])
 
     def timed(n: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         lat, cpu = [], []
@@ -172,7 +181,11 @@ def _latency(args: argparse.Namespace, ck: dict, tmp: Path) -> None:
     trace_ms = (time.perf_counter() - t0) * 1000
     timed(3)  # warm-up of the graphs
     lat, cpu = timed(args.iters)
-    print(f"{args.threads} live threads, {args.iters} rounds ({len(rounds)} distinct captured rounds)")
+    print(
+        f"{args.threads} live threads, {args.iters} rounds ({len(rounds)} distinct rounds of "
+        f"{len(captured)} captured); offers in a thread's history: median {np.median(lens):.0f}, "
+        f"max {lens.max()} (L3 reads the last 16)"
+    )
     print(
         f"counter_all planning latency: p50 {np.percentile(lat, 50):.2f} ms (target <= 2), "
         f"p99 {np.percentile(lat, 99):.2f} ms (target <= 20), mean {lat.mean():.2f} ms"

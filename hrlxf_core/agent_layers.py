@@ -76,16 +76,16 @@ class NeuralStack:
     """L2 / L3 / L4 networks loaded from checkpoints (schema-checked at construction).
 
     Play runs L3's ``act`` and L4's forward on the modules for their first ``trace_after`` calls,
-    then through TorchScript graphs traced from the very same modules
-    (:func:`~hrlxf_core.models.inference.traced_inference`: the same aten operations without the
-    Python side of the modules, bit-for-bit the same outputs, checked when the graph is made).
-    Tracing costs about what a few hundred rounds gain (0.1-0.5 s against a fraction of a
-    millisecond per round), so an agent that plays few rounds never pays for it. Replacing ``l3`` /
-    ``l4`` starts over for that network; a graph shares the module's parameters, so weights loaded
-    into the module later are seen too."""
+    then through onnxruntime graphs exported from the very same modules
+    (:func:`~hrlxf_core.models.inference.onnx_inference`: one definition of each network, equal
+    outputs up to float rounding, checked when the graph is made). Making the graphs costs about
+    what a few thousand rounds gain (0.5-1 s against a few milliseconds per round), so an agent
+    that plays few rounds never pays for it. Both callables take the round's numpy arrays as they
+    are. A graph holds the weights of its module at the time it is made: replacing ``l3`` / ``l4``
+    starts over for that network (weights are never loaded into a playing stack's modules)."""
 
     mode = "neural"
-    #: Calls of a network's play-time method before its graph is traced (see the class doc).
+    #: Calls of a network's play-time method before its graph is made (see the class doc).
     trace_after = 500
 
     def __init__(self, l2_path: Path, l3_path: Path, l4_path: Path, device: str = "cpu") -> None:
@@ -99,36 +99,31 @@ class NeuralStack:
         self.l3, _ = load_l3(Path(l3_path), device)
         self.l4, _ = load_l4(Path(l4_path), device)
         self.device = device
-        self._graphs: dict[str, list[Any]] = {}  # kind -> [module, eager calls, graph or None]
+        self._graphs: dict[str, list[Any]] = {}  # kind -> [module, eager calls, eager fn, graph or None]
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_graphs"] = {}  # graphs are not picklable: counted and made again
         return state
 
-    def _t(self, a: np.ndarray, dtype: Any = None) -> Any:
-        t = self.torch.as_tensor(np.ascontiguousarray(a))
-        if dtype is not None:
-            t = t.to(dtype)
-        elif t.is_floating_point():
-            t = t.float()
-        return t.to(self.device)
+    def _t(self, a: np.ndarray) -> Any:
+        return self.torch.as_tensor(np.ascontiguousarray(a), dtype=self.torch.float32).to(self.device)
 
     def _graph(self, kind: str) -> Any:
-        """The play-time callable of ``l3`` (its ``act``) or ``l4`` (its forward): the module's
-        own method for its first ``trace_after`` calls, then the traced graph."""
-        from hrlxf_core.models.inference import eager_inference, traced_inference
+        """The play-time callable of ``l3`` (its ``act``) or ``l4`` (its forward) on numpy arrays:
+        the module's own method for its first ``trace_after`` calls, then the onnxruntime graph."""
+        from hrlxf_core.models.inference import eager_inference, onnx_inference
 
         model = getattr(self, kind)
         entry = self._graphs.get(kind)
         if entry is None or entry[0] is not model:  # first call, or the module was replaced
-            entry = self._graphs[kind] = [model, 0, None]
-        if entry[2] is None:
+            entry = self._graphs[kind] = [model, 0, eager_inference(model, kind), None]
+        if entry[3] is None:
             if entry[1] < self.trace_after:
                 entry[1] += 1
-                return eager_inference(model, kind)
-            entry[2] = traced_inference(model, kind, self.device)
-        return entry[2]
+                return entry[2]
+            entry[3] = onnx_inference(model, kind)
+        return entry[3]
 
     def goal(self, obs: Observation) -> np.ndarray:
         from hrlxf_core.state import build_state
@@ -140,14 +135,8 @@ class NeuralStack:
 
     def alpha(self, thread_feats: np.ndarray, global_feats: np.ndarray) -> np.ndarray:
         t = len(thread_feats)
-        l4 = self._graph("l4")
-        with self.torch.inference_mode():
-            a = l4(
-                self._t(thread_feats[None]),
-                self._t(np.ones((1, t), bool)),
-                self._t(np.asarray(global_feats)[None]),
-            )
-        return a[0].float().cpu().numpy().astype(np.float64)
+        a = self._graph("l4")(thread_feats[None], np.ones((1, t), bool), np.asarray(global_feats)[None])
+        return a[0].astype(np.float64)
 
     def decide(
         self, cols: dict[str, np.ndarray], offer_safe: np.ndarray
@@ -155,19 +144,11 @@ class NeuralStack:
         from hrlxf_core.models.l3_inputs import l3_model_inputs
 
         x = l3_model_inputs(cols)
-        act = self._graph("l3")
-        with self.torch.inference_mode():
-            out = act(
-                self._t(x["hist"]),
-                self._t(x["hist_len"], self.torch.long),
-                self._t(x["context"]),
-                self._t(x["time_mask"], self.torch.bool),
-                self._t(x["op_mask"], self.torch.bool),
-            )
+        out = self._graph("l3")(x["hist"], x["hist_len"], x["context"], x["time_mask"], x["op_mask"])
         return (
-            out["op"].cpu().numpy().astype(np.int64),
-            out["residual"].float().cpu().numpy().astype(np.float64),
-            out["delta"].cpu().numpy().astype(np.int64),
+            out["op"].astype(np.int64),
+            out["residual"].astype(np.float64),
+            out["delta"].astype(np.int64),
         )
 
 

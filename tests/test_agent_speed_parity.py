@@ -4,11 +4,13 @@ The reference, kept only in this test, is ``plan_round`` as it was before issue 
 observation replicated to one row per thread, every feature built by the offline functions with
 nothing precomputed, ``clip_action`` thread by thread on limits recomputed after each
 reservation, and the networks run through their modules' own forward. Rounds are captured from
-a tiny real world whose two LitaAgentHRL play in neural mode on their traced graphs; each round
-is planned again by the reference, and the plans, the L3/L4 inputs and the networks' outputs
-must be equal to the last bit. The rewritten internals of the shared functions (closed-form
-production plan, one-call stacking, the nearest-offset table, shared observation rows) are
-checked against their previous formulas on random batches, which cover the offline callers too.
+a tiny real world whose two LitaAgentHRL play in neural mode on their onnxruntime graphs; each
+round is planned again by the reference. The L3/L4 inputs must be equal to the last bit; the
+networks' answers too on the modules, and within the graphs' tolerance on the graphs (whose
+kernels are not torch's), where the plans must be the reference's on the graphs' answers. The
+rewritten internals of the shared functions (closed-form production plan, one-call stacking, the
+nearest-offset table, shared observation rows) are checked against their previous formulas on
+random batches, which cover the offline callers too.
 No wall time is asserted here (bench/agent.py measures it).
 """
 
@@ -44,7 +46,7 @@ from hrlxf_core.l1_safety import (
 from hrlxf_core.l3_contract import OP_ACCEPT, OP_OFFER, ThreadHistory
 from hrlxf_core.l4_features import global_features, thread_features
 from hrlxf_core.labels import GOAL_DIM
-from hrlxf_core.models.inference import traced_inference
+from hrlxf_core.models.inference import close_outputs, eager_inference, example_inputs, onnx_inference
 from hrlxf_core.models.l2 import L2Config, L2Net
 from hrlxf_core.models.l3 import L3Config, L3Net
 from hrlxf_core.models.l3_inputs import l3_context, l3_model_inputs, residual_to_offer
@@ -137,9 +139,17 @@ def _eager_decide(
 
 
 def reference_plan_round(
-    stack: Any, obs: Any, goal: np.ndarray, my_id: str, inputs: list[ThreadInput], ledger: dict
+    stack: Any,
+    obs: Any,
+    goal: np.ndarray,
+    my_id: str,
+    inputs: list[ThreadInput],
+    ledger: dict,
+    nets: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Planned], dict[str, Any]]:
-    """(plans, what the stack was given and answered) of the pre-issue-13 planner."""
+    """(plans, what the stack was given and answered) of the pre-issue-13 planner. ``nets``:
+    the networks' answers (alpha, op, residual, delta) to plan with instead of the modules'
+    own (the planner is then checked to the last bit on the answers of the graphs)."""
     neural = isinstance(stack, NeuralStack)
     t = len(inputs)
     day = int(obs.day[0])
@@ -197,8 +207,15 @@ def reference_plan_round(
     )  # fmt: skip
     n_buy = int(th.is_buyer.sum())
     glob = global_features(obs, np.array([n_buy]), np.array([t - n_buy]), np.asarray(goal).reshape(1, -1))[0]
-    alpha = _eager_alpha(stack, feats, glob) if neural else np.asarray(stack.alpha(feats, glob), np.float64)
-    op, residual, delta = _eager_decide(stack, cols, offer_safe) if neural else stack.decide(cols, offer_safe)
+    if nets is not None:
+        alpha, op, residual, delta = (nets[k] for k in ("alpha", "op", "residual", "delta"))
+    else:
+        alpha = (
+            _eager_alpha(stack, feats, glob) if neural else np.asarray(stack.alpha(feats, glob), np.float64)
+        )
+        op, residual, delta = (
+            _eager_decide(stack, cols, offer_safe) if neural else stack.decide(cols, offer_safe)
+        )
     q_prop, p_prop = residual_to_offer(residual, base.q, base.p, rows.n_lines, market)
     order = sorted(range(t), key=lambda k: (-round(float(alpha[k]), 12), inputs[k].nid))
     reserved = ReservedLimits(obs)
@@ -280,12 +297,24 @@ def _fast(stack: Any, rnd: tuple) -> tuple[dict[str, Planned], dict[str, Any]]:
     return plan, io
 
 
-def _assert_same_round(fast: tuple, ref: tuple, what: str) -> None:
-    (plan, io), (ref_plan, ref_io) = fast, ref
-    assert plan == ref_plan, what
+def _assert_same_round(fast: tuple, ref_stack: Any, rnd: tuple, what: str, graphs: bool = False) -> None:
+    """The fast planner's round equals the reference planner's: its plans and the networks'
+    inputs to the last bit; the networks' answers to the last bit on the modules (``graphs``
+    False), or within the graphs' tolerance (onnxruntime: argmax outputs equal, floats within
+    ATOL), in which case the plans are the reference's on the graphs' answers."""
+    (plan, io) = fast
+    ref_plan, ref_io = reference_plan_round(ref_stack, *rnd)
     assert not _same_cols(io["cols"], ref_io["cols"]), (what, _same_cols(io["cols"], ref_io["cols"]))
-    for k in ("feats", "glob", "offer_safe", "alpha", "op", "residual", "delta"):
+    for k in ("feats", "glob", "offer_safe"):
         assert _same(io[k], ref_io[k]), (what, k)
+    if not graphs:
+        assert plan == ref_plan, what
+        for k in ("alpha", "op", "residual", "delta"):
+            assert _same(io[k], ref_io[k]), (what, k)
+        return
+    for k in ("alpha", "op", "residual", "delta"):
+        assert close_outputs(io[k], ref_io[k]), (what, k, np.abs(np.asarray(io[k]) - ref_io[k]).max())
+    assert plan == reference_plan_round(ref_stack, *rnd, nets=io)[0], what
 
 
 # ------------------------------------------------------------------------------------------------
@@ -314,8 +343,8 @@ def _checkpoints(tmp: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def captured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Rounds of two neural LitaAgentHRL in a real world (on their traced graphs from the first
-    round), with the plans they made there."""
+    """Rounds of two neural LitaAgentHRL in a real world (on their onnxruntime graphs from the
+    first round), with the plans they made there."""
     tmp = tmp_path_factory.mktemp("speed")
     apply_sandbox_env(tmp)
     ck = _checkpoints(tmp)
@@ -362,7 +391,7 @@ def captured(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_plans_of_a_real_world_equal_the_reference_planner(captured: dict[str, Any]) -> None:
-    """Every plan the agents made in the world (traced graphs, shared observation row, clip split,
+    """Every plan the agents made in the world (onnxruntime graphs, shared observation row, clip split,
     cached limits) is the reference planner's, and so are its L3/L4 inputs and outputs."""
     rounds, plans = captured["rounds"], captured["plans"]
     assert len(rounds) >= 10 and any(len(r[3]) >= 3 for r in rounds)
@@ -371,10 +400,10 @@ def test_plans_of_a_real_world_equal_the_reference_planner(captured: dict[str, A
     fast.trace_after = 0
     ref = make_stack("neural", **captured["ck"])  # its own modules: nothing shared with `fast`
     for i, (rnd, plan) in enumerate(zip(rounds, plans, strict=True)):
-        want = reference_plan_round(ref, *rnd)
-        assert plan == want[0], f"round {i}: the world's plan"
-        _assert_same_round(_fast(fast, rnd), want, f"round {i}")
-    assert fast._graphs["l3"][2] is not None and fast._graphs["l4"][2] is not None  # it ran the graphs
+        again = _fast(fast, rnd)
+        assert plan == again[0], f"round {i}: the world's plan"
+        _assert_same_round(again, ref, rnd, f"round {i}", graphs=True)
+    assert all(hasattr(fast._graphs[k][3], "session") for k in ("l3", "l4"))  # it ran the graphs
 
 
 def test_ten_thread_rounds_and_every_stack_equal_the_reference(captured: dict[str, Any]) -> None:
@@ -389,37 +418,53 @@ def test_ten_thread_rounds_and_every_stack_equal_the_reference(captured: dict[st
         many.append((obs, goal, my_id, threads, ledger))
     eager = make_stack("neural", **captured["ck"])
     eager.trace_after = 10**9  # stays on the modules' own methods
-    traced = make_stack("neural", **captured["ck"])
-    traced.trace_after = 0
+    graphs = make_stack("neural", **captured["ck"])
+    graphs.trace_after = 0
     ref = make_stack("neural", **captured["ck"])
     for i, rnd in enumerate(many):
-        want = reference_plan_round(ref, *rnd)
-        for name, stack in (("eager", eager), ("traced", traced)):
-            _assert_same_round(_fast(stack, rnd), want, f"{name} round {i}")
+        _assert_same_round(_fast(eager, rnd), ref, rnd, f"eager round {i}")
+        _assert_same_round(_fast(graphs, rnd), ref, rnd, f"graph round {i}", graphs=True)
     for mode in ("heuristic", "l1"):
         stack = make_stack(mode)
         for i, rnd in enumerate(captured["rounds"][:40] + many[:10]):
-            _assert_same_round(_fast(stack, rnd), reference_plan_round(stack, *rnd), f"{mode} round {i}")
+            _assert_same_round(_fast(stack, rnd), stack, rnd, f"{mode} round {i}")
 
 
 # ------------------------------------------------------------------------------------------------
 # the stack's graphs
 # ------------------------------------------------------------------------------------------------
-def test_graphs_are_traced_after_trace_after_calls_and_again_for_a_new_module(
+def test_graphs_are_made_after_trace_after_calls_and_again_for_a_new_module(
     captured: dict[str, Any],
 ) -> None:
     stack = make_stack("neural", **captured["ck"])
     stack.trace_after = 2
     l3 = stack.l3
-    assert stack._graph("l3") == l3.act and stack._graph("l3") == l3.act  # two eager calls
+    first = stack._graph("l3")
+    assert first.module is l3 and not hasattr(first, "session") and stack._graph("l3") is first  # eager
     graph = stack._graph("l3")
-    assert isinstance(graph, torch.ScriptMethod) and stack._graph("l3") is graph
+    assert hasattr(graph, "session") and graph.module is l3 and stack._graph("l3") is graph
     stack.l3 = L3Net(L3Config()).eval()  # a wrapper may swap a network: it is used, eagerly at first
-    assert stack._graph("l3") == stack.l3.act
+    again = stack._graph("l3")
+    assert again.module is stack.l3 and not hasattr(again, "session")
     assert stack.__getstate__()["_graphs"] == {}
 
 
-def test_traced_inference_falls_back_to_the_module_when_the_graph_differs_or_fails(
+def test_onnx_graphs_answer_as_the_modules_on_every_batch_size() -> None:
+    """The graph of each network, on batches of several sizes (the export's is 2): argmax
+    outputs equal and floats within ATOL of the module's own method."""
+    torch.manual_seed(5)
+    l3, l4 = L3Net(L3Config()).eval(), L4Net(L4Config()).eval()
+    with torch.no_grad():
+        l3.res_mean.weight.normal_(0.0, 0.5)  # non-zero residuals (zero at init)
+    for model, kind in ((l3, "l3"), (l4, "l4")):
+        graph, eager = onnx_inference(model, kind), eager_inference(model, kind)
+        assert hasattr(graph, "session"), kind
+        for n in (1, 3, 10, 40):
+            x = tuple(t.numpy() for t in example_inputs(kind, n, seed=n))
+            assert close_outputs(graph(*x), eager(*x)), (kind, n)
+
+
+def test_onnx_inference_falls_back_to_the_module_when_the_graph_differs_or_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import hrlxf_core.models.inference as inference
@@ -428,14 +473,16 @@ def test_traced_inference_falls_back_to_the_module_when_the_graph_differs_or_fai
         L3Net(L3Config(d_model=16, n_heads=2, n_layers=1)).eval(),
         L4Net(L4Config(d_model=16, n_heads=2, n_layers=1)).eval(),
     )
-    assert isinstance(traced_inference(l3, "l3"), torch.ScriptMethod)
-    monkeypatch.setattr(inference, "same_outputs", lambda a, b: False)
-    assert traced_inference(l3, "l3") == l3.act and traced_inference(l4, "l4") is l4
+    assert hasattr(onnx_inference(l3, "l3"), "session")
+    monkeypatch.setattr(inference, "close_outputs", lambda a, b: False)
+    for model, kind in ((l3, "l3"), (l4, "l4")):
+        fn = onnx_inference(model, kind)
+        assert fn.module is model and not hasattr(fn, "session"), kind
     monkeypatch.setattr(
-        inference.torch.jit, "trace", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no jit"))
+        inference.torch.onnx, "export", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no export"))
     )
-    monkeypatch.setattr(inference, "same_outputs", lambda a, b: True)
-    assert traced_inference(l4, "l4") is l4
+    monkeypatch.setattr(inference, "close_outputs", lambda a, b: True)
+    assert not hasattr(onnx_inference(l4, "l4"), "session")
 
 
 # ------------------------------------------------------------------------------------------------

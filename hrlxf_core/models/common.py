@@ -79,15 +79,28 @@ class AttentionBlock(nn.Module):
         self.ff = mlp([d_model, d_ff, d_model], dropout=dropout)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, key_valid: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_valid: torch.Tensor, n_query: int | None = None) -> torch.Tensor:
+        """(B, L, d) → (B, L, d); with ``n_query``, only the first ``n_query`` tokens' outputs
+        (B, n_query, d): every token is still a key and a value, but queries, the projection and
+        the MLP run on those tokens alone. A last block whose caller reads one token (L3's context
+        token) so does a quarter of the work, with the same result."""
         b, n, d = x.shape
-        q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.n_heads, d // self.n_heads).unbind(2)
+        h, dh = self.norm1(x), d // self.n_heads
+        if n_query is None:
+            q, k, v = self.qkv(h).view(b, n, 3, self.n_heads, dh).unbind(2)
+            m = n
+        else:
+            m = n_query
+            w, bias = self.qkv.weight, self.qkv.bias
+            q = F.linear(h[:, :m], w[:d], bias[:d]).view(b, m, self.n_heads, dh)
+            k, v = F.linear(h, w[d:], bias[d:]).view(b, n, 2, self.n_heads, dh).unbind(2)
+            x = x[:, :m]
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, heads, L, d_head)
         attn_mask = key_valid[:, None, None, :]  # (B, 1, 1, L): True = attend
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
-        x = x + self.proj(y.transpose(1, 2).reshape(b, n, d))
+        x = x + self.proj(y.transpose(1, 2).reshape(b, m, d))
         return x + self.ff(self.norm2(x))
 
 

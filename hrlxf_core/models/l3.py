@@ -125,8 +125,10 @@ class L3Net(nn.Module):
         ctx = (self.ctx_embed(context) + self.ctx_type)[:, None, :]
         x = torch.cat([ctx, tok], dim=1)  # context token first
         key_valid = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=hist.device), valid], dim=1)
-        for blk in self.blocks:
-            x = blk(x, key_valid)
+        last = len(self.blocks) - 1
+        for i, blk in enumerate(self.blocks):
+            # only the context token is read: the last block computes its output alone
+            x = blk(x, key_valid, n_query=1 if i == last else None)
         return self.norm(x[:, 0])
 
     def forward(
