@@ -464,6 +464,27 @@ def test_onnx_graphs_answer_as_the_modules_on_every_batch_size() -> None:
             assert close_outputs(graph(*x), eager(*x)), (kind, n)
 
 
+def test_attention_written_out_and_the_query_subset_equal_the_full_block() -> None:
+    """The two forms of an attention block that play uses (attention written out for the
+    export; L3's last block on the context token alone) against the training form."""
+    from hrlxf_core.models.common import AttentionBlock, explicit_attention
+
+    torch.manual_seed(2)
+    blk = AttentionBlock(32, 4, 64).eval()
+    x = torch.randn(6, 9, 32)
+    valid = torch.rand(6, 9) > 0.4
+    valid[:, 0] = True  # the always-valid context / global token
+    with torch.no_grad():
+        full = blk(x, valid)
+        with explicit_attention():
+            written = blk(x, valid)
+            first_written = blk(x, valid, n_query=1)
+        first = blk(x, valid, n_query=1)
+    assert written.shape == full.shape and first.shape == (6, 1, 32)
+    for y, ref in ((written, full), (first, full[:, :1]), (first_written, full[:, :1])):
+        assert torch.allclose(y, ref, atol=1e-5, rtol=0), (y - ref).abs().max()
+
+
 def test_onnx_inference_falls_back_to_the_module_when_the_graph_differs_or_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

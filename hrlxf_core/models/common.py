@@ -8,8 +8,10 @@ padded positions come back as zeros or NaN depending on the path. One small pre-
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -61,6 +63,23 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * m).sum() / m.sum().clamp_min(1.0)
 
 
+#: Set while a graph is exported (:func:`explicit_attention`); a list so that it is one mutable cell.
+_EXPLICIT_ATTENTION = [False]
+
+
+@contextlib.contextmanager
+def explicit_attention() -> Iterator[None]:
+    """Attention blocks write attention out (softmax of masked scores) instead of calling
+    ``scaled_dot_product_attention`` while this is active: the same function, a smaller
+    exported graph. (Not ``torch.onnx.is_in_onnx_export``: reading ``torch.onnx`` imports it,
+    ~0.1-0.3 s on an agent's first round.)"""
+    _EXPLICIT_ATTENTION[0] = True
+    try:
+        yield
+    finally:
+        _EXPLICIT_ATTENTION[0] = False
+
+
 class AttentionBlock(nn.Module):
     """Pre-norm self-attention + MLP block over a set/sequence with a key mask.
 
@@ -97,9 +116,10 @@ class AttentionBlock(nn.Module):
             x = x[:, :m]
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, heads, L, d_head)
         attn_mask = key_valid[:, None, None, :]  # (B, 1, 1, L): True = attend
-        if torch.onnx.is_in_onnx_export():
-            # the same attention written out: the exporter's form of sdpa guards against rows
-            # with no valid key (ours always have one) at the cost of ~20 more graph nodes
+        if _EXPLICIT_ATTENTION[0]:
+            # the same attention written out, for the ONNX export (explicit_attention): the
+            # exporter's form of sdpa guards against rows with no valid key (ours always have
+            # one) at the cost of ~20 more graph nodes
             scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(dh))
             y = torch.softmax(scores.masked_fill(~attn_mask, float("-inf")), dim=-1) @ v
         else:

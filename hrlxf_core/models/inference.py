@@ -31,6 +31,7 @@ import torch
 
 from hrlxf_core.constants import N_OFFSETS
 from hrlxf_core.l4_features import N_GLOBAL, N_THREAD
+from hrlxf_core.models.common import explicit_attention
 from hrlxf_core.models.l3_inputs import HIST_FEATURES, HIST_LEN, N_CONTEXT, N_OPS
 
 KINDS = ("l3", "l4")
@@ -128,7 +129,7 @@ def _export(model: torch.nn.Module, kind: str) -> bytes:
         n: ({0: "batch"} if kind == "l3" else ({1: "threads"} if n != "global_feats" else {})) for n in names
     }
     buf = io.BytesIO()
-    with torch.inference_mode(), warnings.catch_warnings():
+    with torch.inference_mode(), warnings.catch_warnings(), explicit_attention():
         warnings.simplefilter("ignore")  # the exporter's TracerWarnings and deprecation notices
         torch.onnx.export(
             _PlayOutputs(model, kind).eval(),
