@@ -60,22 +60,26 @@ SYSTEM_AGENTS = ("SELLER", "BUYER")
 
 
 def _rotation_specs(prefix: str, rotations: range) -> list[WorldSpec]:
-    """Worlds of 3 levels x 4 factories; each world tracks 3 roster agents, one per level.
+    """Worlds of 3 levels x 4 factories; each world tracks 6 roster agents, two per level, beside
+    two untracked fillers per level.
 
     Rotation ``r`` shifts the agents one level, so over rotations 0..2 every roster agent plays
     the first level (seller only), the middle one (buyer and seller) and the last (buyer only).
     """
     specs = []
+    per_world = 2 * N_LEVELS
     for r in rotations:
-        for w in range(len(ROSTER) // N_LEVELS):
-            trio = ROSTER[N_LEVELS * w : N_LEVELS * (w + 1)]
-            by_level = trio[-r:] + trio[:-r] if r else trio
+        for w in range(len(ROSTER) // per_world):
+            group = ROSTER[per_world * w : per_world * (w + 1)]
+            pairs = [group[:N_LEVELS], group[N_LEVELS:]]  # one agent of each per level
+            by_level = [p[-r:] + p[:-r] if r else p for p in pairs]
             paths, levels, comp = [], [], []
-            for level, name in enumerate(by_level):
-                paths.append(KNOWN_AGENTS[name])
-                levels.append(level)
-                comp.append(True)
-                for j in range(3):
+            for level in range(N_LEVELS):
+                for half in by_level:
+                    paths.append(KNOWN_AGENTS[half[level]])
+                    levels.append(level)
+                    comp.append(True)
+                for j in range(2):
                     paths.append(FILLERS[(w + j + level) % len(FILLERS)])
                     levels.append(level)
                     comp.append(False)
@@ -120,7 +124,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def tracked_worlds(sandbox: Path) -> list[TrackedWorld]:
-    """Eighteen tracked worlds: every roster agent tracked once at each of the three levels."""
+    """Nine tracked worlds: every roster agent tracked once at each of the three levels."""
     out = []
     for spec in _rotation_specs("trk", range(N_LEVELS)):
         res = run_world(

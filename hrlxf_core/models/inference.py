@@ -110,11 +110,12 @@ def eager_inference(model: torch.nn.Module, kind: str) -> PlayFn:
     """The module's own play-time method (L3's ``act``, L4's forward) on numpy arrays: L3 → dict
     of op / delta / residual arrays, L4 → α (B, T)."""
     device = next(model.parameters()).device
+    play = _PlayOutputs(model, kind)
 
     def run(*arrays: np.ndarray) -> Any:
         x = tuple(torch.from_numpy(a).to(device) for a in as_play_inputs(kind, arrays))
         with torch.inference_mode():
-            out = _PlayOutputs(model, kind)(*x)
+            out = play(*x)
         out = [o.cpu().numpy() for o in out]
         return dict(zip(OUTPUT_NAMES["l3"], out, strict=True)) if kind == "l3" else out[0]
 
