@@ -13,7 +13,10 @@ figures are those of the steady state, after the stack has traced its networks (
 runs them eagerly for its first ``trace_after`` rounds, then through traced graphs); the first
 rounds and the round that traces are reported on their own. Besides wall-clock percentiles it
 prints the CPU time per round (``time.process_time``) and the load average while it ran: on a
-machine shared with other work the wall clock moves with the load.
+machine shared with other work the wall clock moves with the load. Then it splits a round: the
+networks' graphs timed inside ``min(--iters, 1000)`` more rounds against the rest (the shared
+numpy functions: state, L1, features, the reservation loop), and each graph called back to back
+on one round's inputs (its floor on this machine).
 
 ``--world-share`` runs one evaluation world (``--world-days`` days; the contenders of
 ``--world-contenders``, LitaAgentHRL-neural on the same checkpoints, fillers as the evaluation
@@ -200,6 +203,60 @@ def _latency(args: argparse.Namespace, ck: dict, tmp: Path) -> None:
             f"p50 {np.percentile(first[0], 50):.2f} ms, p99 {np.percentile(first[0], 99):.2f} ms; "
             f"the round that traced them {trace_ms:.0f} ms (once per agent)"
         )
+    if getattr(stack, "_graphs", None):
+        _network_split(stack, rounds, real, min(args.iters, 1000))
+
+
+def _network_split(stack, rounds: list, real, n: int) -> None:
+    """Where a round's time goes: the networks' graphs (L3's act, L4's forward) against the rest
+    (state, L1, features, the reservation loop: the shared numpy functions), timed inside ``n``
+    more rounds; and each graph called back to back on one round's inputs, its floor on this
+    machine (in a round, the numpy work between the calls leaves the caches colder)."""
+    spent: dict[str, list[float]] = {"l3": [], "l4": []}
+    inputs: dict[str, tuple] = {}
+    graphs = {k: stack._graphs[k][3] for k in spent if stack._graphs.get(k) and stack._graphs[k][3]}
+
+    def timed_graph(kind: str, g):
+        def run(*a):
+            inputs.setdefault(kind, a)
+            t0 = time.perf_counter()
+            try:
+                return g(*a)
+            finally:
+                spent[kind][-1] += (time.perf_counter() - t0) * 1000
+
+        return run
+
+    for k, g in graphs.items():
+        stack._graphs[k][3] = timed_graph(k, g)
+    total = []
+    try:
+        for i in range(n):
+            for k in graphs:
+                spent[k].append(0.0)
+            t0 = time.perf_counter()
+            real(stack, *rounds[i % len(rounds)])
+            total.append((time.perf_counter() - t0) * 1000)
+    finally:
+        for k, g in graphs.items():
+            stack._graphs[k][3] = g
+    tot = np.asarray(total)
+    nets = sum((np.asarray(spent[k]) for k in graphs), np.zeros(n))
+    parts = ", ".join(f"{k.upper()} {np.percentile(spent[k], 50):.2f}" for k in graphs)
+    print(
+        f"  inside a round (p50 of {n}): the networks' graphs {np.percentile(nets, 50):.2f} ms ({parts}), "
+        f"the rest (state, L1, features, reservation loop) {np.percentile(tot - nets, 50):.2f} ms"
+    )
+    floor = []
+    for k, g in graphs.items():
+        a = inputs[k]
+        for _ in range(100):
+            g(*a)
+        t0 = time.perf_counter()
+        for _ in range(1000):
+            g(*a)
+        floor.append(f"{k.upper()} {(time.perf_counter() - t0):.2f} ms")
+    print(f"  each graph called back to back on one round's inputs (its floor here): {', '.join(floor)}")
 
 
 class _CallbackTimer:
