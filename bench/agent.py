@@ -293,24 +293,17 @@ class _CallbackTimer:
 
 def _world_share(args: argparse.Namespace, ck: dict, tmp: Path) -> None:
     """One evaluation world: LitaAgentHRL-neural's planning time and callback time ÷ the world's wall time."""
-    from hrlxf_core.agent import LitaAgentHRL
-    from hrlxf_core.evaluation import EvalConfig, draw_eval_specs
+    from hrlxf_core.agent import LitaAgentHRL, lita_agents
+    from hrlxf_core.evaluation import one_world_spec
     from hrlxf_core.sim.world_run import run_world
 
     contenders = tuple(c.strip() for c in args.world_contenders.split(",") if c.strip())
     if "LitaAgentHRL-neural" not in contenders:
         raise SystemExit("--world-contenders must name LitaAgentHRL-neural")
     paths = {k[: -len("_path")]: v for k, v in ck.items() if k.endswith("_path")}
-    cfg = EvalConfig(
-        contenders=contenders,
-        n_worlds=1,
-        n_steps_min=args.world_days,
-        n_steps_max=args.world_days,
-        seed=args.world_seed,
-        checkpoints=paths,
-        checkpoints_dir=ck.get("checkpoints_dir"),
+    spec = one_world_spec(
+        contenders, args.world_days, args.world_seed, "bench-share", paths, ck.get("checkpoints_dir")
     )
-    (spec,) = draw_eval_specs(cfg, "bench-share")
     names = (
         "init", "before_step", "step", "first_proposals", "counter_all", "propose",
         "on_negotiation_success", "on_negotiation_failure",
@@ -337,7 +330,7 @@ def _world_share(args: argparse.Namespace, ck: dict, tmp: Path) -> None:
             wall = time.perf_counter() - t0
     finally:
         agent_mod.live_observation = live_observation
-    agents = [a._obj for a in out.world.agents.values() if isinstance(getattr(a, "_obj", None), LitaAgentHRL)]
+    agents = lita_agents(out.world)
     plan_ms = sum(sum(a.stats.latency_ms) for a in agents)
     rounds = sum(a.stats.rounds for a in agents)
     lat = np.concatenate([np.asarray(a.stats.latency_ms) for a in agents]) if rounds else np.zeros(1)

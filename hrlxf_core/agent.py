@@ -244,6 +244,13 @@ def plan_round(
     return out
 
 
+def lita_agents(world: Any) -> list[LitaAgentHRL]:
+    """The LitaAgentHRL objects of a finished world (behind negmas's adapters), for reading their
+    ``stats`` after a run."""
+    objs = (getattr(a, "_obj", None) for a in world.agents.values())
+    return [o for o in objs if isinstance(o, LitaAgentHRL)]
+
+
 class LitaAgentHRL(StdSyncAgent):
     """HRL-XF negotiating agent. ``mode``: ``l1`` (residual 0), ``heuristic`` or ``neural``
     (checkpoints by path, or ``checkpoints_dir`` = an hrlxf data directory)."""

@@ -186,6 +186,30 @@ def draw_eval_specs(cfg: EvalConfig, run_id: str) -> list[WorldSpec]:
     return specs
 
 
+def one_world_spec(
+    contenders: tuple[str, ...],
+    n_steps: int,
+    seed: int,
+    run_id: str,
+    checkpoints: dict[str, str] | None = None,
+    checkpoints_dir: str | None = None,
+) -> WorldSpec:
+    """The single world an evaluation of ``contenders`` draws for ``n_steps`` days and ``seed``
+    (levels, fillers and the world seed as in a real evaluation): the world that
+    ``bench/agent.py --world-share`` times and ``scripts/same_play.py`` plays on two runtimes."""
+    cfg = EvalConfig(
+        contenders=contenders,
+        n_worlds=1,
+        n_steps_min=n_steps,
+        n_steps_max=n_steps,
+        seed=seed,
+        checkpoints=dict(checkpoints or {}),
+        checkpoints_dir=checkpoints_dir,
+    )
+    (spec,) = draw_eval_specs(cfg, run_id)
+    return spec
+
+
 def run_evaluation(
     cfg: EvalConfig, out_dir: Path, run_id: str, data_dir: Path, progress=print
 ) -> CollectionResult:

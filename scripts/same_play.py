@@ -37,26 +37,24 @@ def main() -> int:
         print("same_play: set PYTHONHASHSEED (e.g. 0): the world depends on it", file=sys.stderr)
         return 2
     import hrlxf_core
-    from hrlxf_core.agent import LitaAgentHRL
+    from hrlxf_core.agent import lita_agents
     from hrlxf_core.agent_layers import NeuralStack
-    from hrlxf_core.evaluation import EvalConfig, draw_eval_specs
+    from hrlxf_core.evaluation import one_world_spec
     from hrlxf_core.sim.world_run import apply_sandbox_env, run_world
 
     NeuralStack.trace_after = 0
     tmp = Path(tempfile.mkdtemp(prefix="hrlxf-same-play-"))
     apply_sandbox_env(tmp)
-    cfg = EvalConfig(
-        contenders=CONTENDERS,
-        n_worlds=1,
-        n_steps_min=args.days,
-        n_steps_max=args.days,
-        seed=args.seed,
+    spec = one_world_spec(
+        CONTENDERS,
+        args.days,
+        args.seed,
+        "same-play",
         checkpoints_dir=str(Path(args.checkpoints_dir).resolve()),
     )
-    (spec,) = draw_eval_specs(cfg, "same-play")
     out = run_world(spec, "same-play", tmp / "log", tracked=False, keep_world=True)
     w = out.tables["worlds"].row(0, named=True)
-    agents = [a._obj for a in out.world.agents.values() if isinstance(getattr(a, "_obj", None), LitaAgentHRL)]
+    agents = lita_agents(out.world)
     print(
         json.dumps(
             {
