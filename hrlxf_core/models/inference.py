@@ -106,6 +106,11 @@ class _PlayOutputs(torch.nn.Module):
         return tuple(out[k] for k in OUTPUT_NAMES["l3"])
 
 
+def _named_outputs(kind: str, out: list[np.ndarray]) -> Any:
+    """What both callables return: L3 → dict of op / delta / residual arrays, L4 → α (B, T)."""
+    return dict(zip(OUTPUT_NAMES["l3"], out, strict=True)) if kind == "l3" else out[0]
+
+
 def eager_inference(model: torch.nn.Module, kind: str) -> PlayFn:
     """The module's own play-time method (L3's ``act``, L4's forward) on numpy arrays: L3 → dict
     of op / delta / residual arrays, L4 → α (B, T)."""
@@ -117,7 +122,7 @@ def eager_inference(model: torch.nn.Module, kind: str) -> PlayFn:
         with torch.inference_mode():
             out = play(*x)
         out = [o.cpu().numpy() for o in out]
-        return dict(zip(OUTPUT_NAMES["l3"], out, strict=True)) if kind == "l3" else out[0]
+        return _named_outputs(kind, out)
 
     run.module = model  # type: ignore[attr-defined]  (what it runs: for the tests and for logs)
     return run
@@ -180,7 +185,7 @@ def onnx_inference(model: torch.nn.Module, kind: str) -> PlayFn:
 
         def run(*arrays: np.ndarray) -> Any:
             out = session.run(None, dict(zip(names, as_play_inputs(kind, arrays), strict=True)))
-            return dict(zip(OUTPUT_NAMES["l3"], out, strict=True)) if kind == "l3" else out[0]
+            return _named_outputs(kind, out)
 
         check = tuple(t.numpy() for t in example_inputs(kind, 5, seed=1))  # another size than exported
         if not close_outputs(run(*check), eager(*check)):
